@@ -1,0 +1,34 @@
+"""Standalone library of image distortions at 5 strictly ordered levels (NumPy, OpenCV, Pillow only).
+
+>>> import numpy as np, distortions
+>>> img = np.zeros((64, 64, 3), np.uint8)
+>>> out = distortions.apply(img, "gaussian_blur", 3, seed=0)
+
+Level 1 is the mildest, level 5 the strongest; each registered type's levels are ordered so that
+a full-reference measure (PSNR, SSIM against the pristine image) strictly decreases with level.
+"""
+from distortions._registry import (
+    MIN_SIDE,
+    NUM_LEVELS,
+    DistortionSpec,
+    apply,
+    apply_levels,
+    families,
+    get,
+    names,
+    register,
+)
+from distortions import blur as _blur  # noqa: F401  (registers its types)
+from distortions import noise as _noise  # noqa: F401
+
+__all__ = [
+    "MIN_SIDE",
+    "NUM_LEVELS",
+    "DistortionSpec",
+    "apply",
+    "apply_levels",
+    "families",
+    "get",
+    "names",
+    "register",
+]

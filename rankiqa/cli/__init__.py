@@ -1,0 +1,72 @@
+"""The ``rankiqa`` command line: a click group whose subcommands are imported only when used.
+
+Each subcommand lives in ``rankiqa/cli/<name>.py``, parses its options and calls the library.
+User mistakes (``rankiqa.errors.UserError``, ``ValueError``, ``FileNotFoundError``, ``KeyError``)
+become one ``Error: ...`` line and exit code 2; set ``RANKIQA_DEBUG=1`` to see the traceback.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from rankiqa import __version__
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "distortions": ("rankiqa.cli.distortions", "List the distortion types or draw a contact sheet."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a subcommand's module only when that subcommand is run or listed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module = importlib.import_module(COMMANDS[name][0])
+        return getattr(module, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="rankiqa")
+def cli() -> None:
+    """rankiqa: learn image quality from rankings.
+
+    \b
+    Example:
+      rankiqa demo
+    """
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the CLI, turning user mistakes into one error line (exit code 2)."""
+    from rankiqa.errors import USER_ERRORS
+
+    try:
+        exit_code = cli.main(args=argv, prog_name="rankiqa", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except USER_ERRORS as exc:
+        if os.environ.get("RANKIQA_DEBUG"):
+            raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        click.echo(f"Error: {message}", err=True)
+        sys.exit(2)
+    if isinstance(exit_code, int) and exit_code:
+        sys.exit(exit_code)

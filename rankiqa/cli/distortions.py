@@ -1,0 +1,46 @@
+"""``rankiqa distortions``: list the registered types, draw a contact sheet."""
+from __future__ import annotations
+
+import click
+
+
+@click.group()
+def distortions() -> None:
+    """List the distortion types or draw a contact sheet of their 5 levels."""
+
+
+@distortions.command("list")
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv"]), default="table", show_default=True)
+def list_(fmt: str) -> None:
+    """Print every distortion type: name, family, the 5 level values, description.
+
+    \b
+    Example:
+      rankiqa distortions list --format markdown
+    """
+    from rankiqa.distortion_table import distortion_table
+
+    click.echo(distortion_table(fmt))
+
+
+@distortions.command()
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
+@click.option("--names", default="all", show_default=True, help="Comma-separated types, 'family:NAME' or 'all'.")
+@click.option("--seed", default=0, show_default=True, help="Random seed for the random fields.")
+@click.option("--tile", default=160, show_default=True, help="Thumbnail long side in pixels.")
+def show(image: str, out: str, names: str, seed: int, tile: int) -> None:
+    """Write a contact sheet: rows are types, columns are pristine + levels 1..5.
+
+    \b
+    Example:
+      rankiqa distortions show photo.png --out sheet.png --names gaussian_blur,white_noise
+    """
+    from distortions.sheet import contact_sheet
+    from rankiqa.distortion_table import select_distortions
+    from rankiqa.imageio import read_rgb, write_image
+
+    rgb = read_rgb(image)
+    selected = select_distortions(names)
+    write_image(out, contact_sheet(rgb, selected, seed=seed, tile=tile))
+    click.echo(f"wrote {out} ({len(selected)} types x 5 levels)")

@@ -1,0 +1,72 @@
+"""The distortion registry as text (terminal table, markdown for README, csv) and name selection."""
+from __future__ import annotations
+
+import csv
+import io
+
+import distortions
+
+
+def _format_value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_format_value(v) for v in value) + ")"
+    return str(value)
+
+
+def rows() -> list[dict[str, str]]:
+    """One dict per registered type: name, family, parameter, level 1..5 values, description."""
+    out = []
+    for name in distortions.names():
+        spec = distortions.get(name)
+        row = {"name": name, "family": spec.family, "parameter": spec.parameter}
+        row.update({f"L{k}": _format_value(v) for k, v in enumerate(spec.levels, start=1)})
+        row["description"] = spec.description
+        out.append(row)
+    return out
+
+
+def distortion_table(fmt: str = "table") -> str:
+    """The registry rendered as ``table`` (aligned text), ``markdown`` or ``csv``."""
+    data = rows()
+    columns = list(data[0])
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(data)
+        return buffer.getvalue().rstrip("\n")
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(row[c].replace("|", "\\|") for c in columns) + " |" for row in data]
+        return "\n".join(lines)
+    if fmt != "table":
+        raise ValueError(f"format must be table, markdown or csv, got {fmt!r}")
+    short = [c for c in columns if c != "description"]
+    widths = {c: max(len(c), *(len(row[c]) for row in data)) for c in short}
+    lines = ["  ".join(c.ljust(widths[c]) for c in short) + "  description"]
+    lines += ["  ".join(row[c].ljust(widths[c]) for c in short) + "  " + row["description"] for row in data]
+    return "\n".join(lines)
+
+
+def select_distortions(spec: str) -> list[str]:
+    """Names from 'all', 'NAME,NAME' or 'family:NAME' (families may be mixed with names)."""
+    if spec.strip() == "all":
+        return distortions.names()
+    selected: list[str] = []
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        if item.startswith("family:"):
+            family = item.split(":", 1)[1]
+            members = [n for n in distortions.names() if distortions.get(n).family == family]
+            if not members:
+                raise ValueError(f"unknown distortion family {family!r}; known: {', '.join(distortions.families())}")
+            selected.extend(members)
+        else:
+            distortions.get(item)
+            selected.append(item)
+    if not selected:
+        raise ValueError(f"no distortion selected by {spec!r}")
+    return list(dict.fromkeys(selected))
