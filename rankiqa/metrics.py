@@ -1,0 +1,161 @@
+"""IQA agreement metrics between predicted scores and human opinion scores (plain functions).
+
+Direction convention: ``mos`` is higher-is-better (``rankiqa.data`` loaders convert DMOS), and a
+good predictor gives positive SRCC/KRCC/PLCC close to 1; RMSE is in MOS units, lower is better.
+
+* ``srcc``, ``krcc`` (tau-b, ties handled) and ``plcc`` (raw Pearson) need no fitting.
+* ``plcc_logistic`` / ``rmse_logistic`` first map predictions onto the MOS scale with the VQEG
+  monotone logistic (FR-TV Phase II, 2003; Sheikh et al. 2006), then compare the mapped values to
+  the MOS. ``fit_logistic`` does the fit; see it for the fixed initial values and the fallback.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from scipy import optimize, stats
+
+LOGISTIC_PARAMS = (4, 5)
+MAX_FUNCTION_EVALS = 20000
+
+
+def logistic5(x: np.ndarray, b1: float, b2: float, b3: float, b4: float, b5: float) -> np.ndarray:
+    """VQEG 5-parameter logistic: ``b1 * (1/2 - 1/(1 + exp(b2 (x - b3)))) + b4 x + b5``."""
+    return b1 * (0.5 - 1.0 / (1.0 + np.exp(np.clip(b2 * (x - b3), -500, 500)))) + b4 * x + b5
+
+
+def logistic4(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
+    """4-parameter logistic: ``(b1 - b2) / (1 + exp(-(x - b3) / |b4|)) + b2`` (b1, b2 = asymptotes)."""
+    return (b1 - b2) / (1.0 + np.exp(np.clip(-(x - b3) / np.abs(b4), -500, 500))) + b2
+
+
+@dataclass(frozen=True)
+class LogisticFit:
+    """A fitted mapping from predictions to the MOS scale.
+
+    ``params``: fitted parameters (5 or 4 values; for the linear fallback ``(slope, intercept)``).
+    ``converged``: False when the logistic fit failed and the linear fallback was used.
+    """
+
+    n_params: int
+    params: tuple[float, ...]
+    converged: bool
+
+    def __call__(self, pred: np.ndarray) -> np.ndarray:
+        """Map predictions (any scale) onto the MOS scale."""
+        pred = np.asarray(pred, dtype=np.float64)
+        if not self.converged:
+            return self.params[0] * pred + self.params[1]
+        function = logistic5 if self.n_params == 5 else logistic4
+        return function(pred, *self.params)
+
+
+def _validate(pred, mos, *, min_length: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    pred = np.asarray(pred, dtype=np.float64).ravel()
+    mos = np.asarray(mos, dtype=np.float64).ravel()
+    if pred.shape != mos.shape:
+        raise ValueError(f"pred and mos differ in length: {pred.size} vs {mos.size}")
+    if pred.size < min_length:
+        raise ValueError(f"need at least {min_length} scores, got {pred.size}")
+    for name, values in (("pred", pred), ("mos", mos)):
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"{name} contains {int(np.sum(~np.isfinite(values)))} NaN or infinite values")
+        if np.ptp(values) == 0:
+            raise ValueError(f"{name} is constant ({values[0]:g} for all {values.size} items): correlation is undefined")
+    return pred, mos
+
+
+def srcc(pred, mos) -> float:
+    """Spearman rank correlation in [-1, 1] (ties get average ranks); 1 = same order as MOS."""
+    pred, mos = _validate(pred, mos)
+    return float(stats.spearmanr(pred, mos).statistic)
+
+
+def krcc(pred, mos) -> float:
+    """Kendall tau-b rank correlation in [-1, 1] (tie-corrected); 1 = same order as MOS."""
+    pred, mos = _validate(pred, mos)
+    return float(stats.kendalltau(pred, mos).statistic)
+
+
+def plcc(pred, mos) -> float:
+    """Pearson linear correlation in [-1, 1] on the raw predictions (no mapping)."""
+    pred, mos = _validate(pred, mos)
+    return float(stats.pearsonr(pred, mos).statistic)
+
+
+def _initial_params(pred: np.ndarray, mos: np.ndarray, n_params: int) -> list[float]:
+    """Fixed, data-derived starting point (documented in ``fit_logistic``)."""
+    direction = 1.0 if stats.pearsonr(pred, mos).statistic >= 0 else -1.0
+    if n_params == 5:
+        return [direction * np.ptp(mos), 1.0 / np.std(pred), float(np.mean(pred)), 0.0, float(np.mean(mos))]
+    high, low = (mos.max(), mos.min()) if direction > 0 else (mos.min(), mos.max())
+    return [float(high), float(low), float(np.mean(pred)), float(np.std(pred))]
+
+
+def fit_logistic(pred, mos, n_params: int = 5) -> LogisticFit:
+    """Fit the monotone logistic mapping predictions onto MOS by least squares.
+
+    Initial values (fixed, so results are reproducible):
+      5 parameters: ``b1 = ±(max(mos) - min(mos))`` (sign of the raw Pearson correlation),
+      ``b2 = 1/std(pred)``, ``b3 = mean(pred)``, ``b4 = 0``, ``b5 = mean(mos)``;
+      4 parameters: ``b1, b2 = max(mos), min(mos)`` (swapped when the correlation is negative),
+      ``b3 = mean(pred)``, ``b4 = std(pred)``.
+    Solver: ``scipy.optimize.curve_fit`` (Levenberg-Marquardt), at most 20000 evaluations.
+    Fallback: if the fit raises, gives non-finite values or fits worse than a straight line,
+    a least-squares straight line is used instead, ``converged=False`` and a ``RuntimeWarning``
+    is issued (PLCC after a linear map equals the raw PLCC).
+    """
+    if n_params not in LOGISTIC_PARAMS:
+        raise ValueError(f"n_params must be 4 or 5, got {n_params}")
+    pred, mos = _validate(pred, mos, min_length=n_params + 1)
+    slope, intercept = np.polyfit(pred, mos, 1)
+    linear = LogisticFit(n_params, (float(slope), float(intercept)), converged=False)
+    function: Callable = logistic5 if n_params == 5 else logistic4
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optimize.OptimizeWarning)
+            params, _ = optimize.curve_fit(function, pred, mos, p0=_initial_params(pred, mos, n_params),
+                                           maxfev=MAX_FUNCTION_EVALS)
+    except (RuntimeError, ValueError, FloatingPointError) as exc:
+        warnings.warn(f"logistic fit did not converge ({exc}); using a linear mapping", RuntimeWarning, stacklevel=2)
+        return linear
+    fit = LogisticFit(n_params, tuple(float(p) for p in params), converged=True)
+    mapped = fit(pred)
+    if not np.all(np.isfinite(mapped)) or np.sum((mapped - mos) ** 2) > np.sum((linear(pred) - mos) ** 2) * (1 + 1e-9):
+        warnings.warn("logistic fit is worse than a straight line; using a linear mapping", RuntimeWarning, stacklevel=2)
+        return linear
+    return fit
+
+
+def plcc_logistic(pred, mos, n_params: int = 5) -> float:
+    """Pearson correlation in [-1, 1] between logistic-mapped predictions and MOS (VQEG protocol)."""
+    pred, mos = _validate(pred, mos, min_length=n_params + 1)
+    mapped = fit_logistic(pred, mos, n_params)(pred)
+    if np.ptp(mapped) == 0:
+        raise ValueError("logistic mapping collapsed to a constant: PLCC is undefined")
+    return float(stats.pearsonr(mapped, mos).statistic)
+
+
+def rmse_logistic(pred, mos, n_params: int = 5) -> float:
+    """Root mean squared error, in MOS units (lower is better), after the logistic mapping."""
+    pred, mos = _validate(pred, mos, min_length=n_params + 1)
+    mapped = fit_logistic(pred, mos, n_params)(pred)
+    return float(np.sqrt(np.mean((mapped - mos) ** 2)))
+
+
+METRIC_NAMES = ("SRCC", "KRCC", "PLCC", "PLCC_logistic", "RMSE_logistic")
+
+
+def all_metrics(pred, mos, n_params: int = 5) -> dict[str, float]:
+    """Every metric of ``METRIC_NAMES`` (one logistic fit shared by PLCC_logistic and RMSE_logistic)."""
+    pred, mos = _validate(pred, mos, min_length=n_params + 1)
+    mapped = fit_logistic(pred, mos, n_params)(pred)
+    return {
+        "SRCC": srcc(pred, mos),
+        "KRCC": krcc(pred, mos),
+        "PLCC": plcc(pred, mos),
+        "PLCC_logistic": float(stats.pearsonr(mapped, mos).statistic) if np.ptp(mapped) > 0 else float("nan"),
+        "RMSE_logistic": float(np.sqrt(np.mean((mapped - mos) ** 2))),
+    }
