@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from rankiqa.errors import UserError
 
@@ -29,16 +33,139 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
         raise UserError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from None
 
 
-def write_image(path: str | os.PathLike, image: np.ndarray, **save_options) -> None:
-    """Write a uint8 RGB array atomically: to a temporary file in the same folder, then rename."""
-    path = Path(path)
+@contextmanager
+def _atomic_target(path: Path) -> Iterator[str]:
+    """A temporary path in ``path``'s folder; renamed over ``path`` when the block succeeds, else removed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix + ".tmp")
     os.close(fd)
     try:
-        fmt = Image.registered_extensions().get(path.suffix.lower())
-        Image.fromarray(image).save(tmp, format=fmt, **save_options)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray, **save_options) -> None:
+    """Write a uint8 RGB array atomically: to a temporary file in the same folder, then rename."""
+    path = Path(path)
+    with _atomic_target(path) as tmp:
+        fmt = Image.registered_extensions().get(path.suffix.lower())
+        Image.fromarray(image).save(tmp, format=fmt, **save_options)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8, newlines as given) atomically: to a temporary file, then rename."""
+    with _atomic_target(Path(path)) as tmp, open(tmp, "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+
+
+MIN_PRISTINE_SIDE = 64
+DEFAULT_MAX_PIXELS = 100_000_000
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+class UnusableImage(UserError):
+    """A source photo that cannot serve as a pristine reference; ``reason`` says why (one line)."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Pristine:
+    """A decoded pristine photo: uint8 (H, W, 3) RGB ``image`` and the conversions applied (``notes``)."""
+
+    image: np.ndarray
+    notes: tuple[str, ...]
+
+
+def load_pristine(
+    path: str | os.PathLike,
+    *,
+    max_side: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Pristine:
+    """Decode a photo for use as a pristine reference, robust to the odd files found in real folders.
+
+    Honours EXIF orientation; converts gray, 16-bit (scaled to 8-bit), CMYK, palette and alpha
+    (composited on white) images to 8-bit RGB; uses the first frame of an animated file; refuses
+    files whose declared size exceeds ``max_pixels`` before decoding them (decompression bombs);
+    downscales (Lanczos) so the long side is at most ``max_side`` pixels. Every colour, depth or
+    frame conversion is named in ``notes``. Raises ``UnusableImage`` (with a one-line ``reason``)
+    for an empty, truncated or non-image file, or an image whose short side is below 64 px.
+    """
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise UnusableImage(path, "empty file (0 bytes)")
+    notes: list[str] = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size
+                if width * height > max_pixels:
+                    raise UnusableImage(
+                        path, f"decompression bomb refused: {width}x{height} exceeds {max_pixels} pixels"
+                    )
+                frames = getattr(im, "n_frames", 1)
+                if frames > 1:
+                    notes.append(f"animated ({frames} frames): first frame used")
+                sixteen_bit = im.mode.startswith("I;16") or any(";16" in str(tile[3]) for tile in im.tile)
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                rgb = _to_rgb(im, notes)
+    except UnusableImage:
+        raise
+    except UnidentifiedImageError:
+        raise UnusableImage(path, "not an image (unrecognised format)") from None
+    except Image.DecompressionBombError as exc:
+        raise UnusableImage(path, f"decompression bomb refused ({exc})") from None
+    except Exception as exc:  # decoders raise many types on corrupt data; any of them means "skip"
+        raise UnusableImage(path, f"truncated or corrupt image ({exc.__class__.__name__}: {exc})") from None
+    if sixteen_bit:
+        notes.append("16-bit converted to 8-bit")
+    _check_min_side(path, rgb, "")
+    if max_side is not None and max(rgb.shape[:2]) > max_side:
+        rgb = _downscale(rgb, max_side)
+        _check_min_side(path, rgb, f" after downscaling to max side {max_side}")
+    return Pristine(np.ascontiguousarray(rgb), tuple(notes))
+
+
+def _to_rgb(im: Image.Image, notes: list[str]) -> np.ndarray:
+    """An 8-bit RGB array from any Pillow mode, appending to ``notes`` what was converted."""
+    mode = im.mode
+    if mode.startswith("I;16") or mode == "I":
+        values = np.asarray(im).astype(np.float64)
+        gray = values if mode == "I" and values.max(initial=0) <= 255 else values / 257.0
+        gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+        notes.append("grayscale converted to RGB")
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode in _ALPHA_MODES or (mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        notes.append("alpha channel composited on white")
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+    if mode in ("L", "1"):
+        notes.append("grayscale converted to RGB")
+    elif mode == "CMYK":
+        notes.append("CMYK converted to RGB")
+    elif mode not in ("RGB", "P"):
+        notes.append(f"{mode} converted to RGB")
+    return np.asarray(im.convert("RGB"))
+
+
+def _check_min_side(path: Path, rgb: np.ndarray, context: str) -> None:
+    height, width = rgb.shape[:2]
+    if min(height, width) < MIN_PRISTINE_SIDE:
+        raise UnusableImage(path, f"too small: {width}x{height}{context} (short side below {MIN_PRISTINE_SIDE} px)")
+
+
+def _downscale(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    """Resize (Lanczos) so that the long side equals ``max_side`` pixels."""
+    height, width = rgb.shape[:2]
+    scale = max_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))

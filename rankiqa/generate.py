@@ -1,0 +1,477 @@
+"""Generate ranked datasets: every pristine photo x distortion type -> the pristine copy and 5 levels.
+
+>>> from rankiqa.generate import generate
+>>> summary = generate("photos/", "ranked/", distortion_names=["gaussian_blur"], seed=0)  # doctest: +SKIP
+
+Layout of ``OUT_DIR``:
+
+- ``images/<reference>/pristine.png`` and ``images/<reference>/<distortion>_<level>.png``, where
+  ``<reference>`` is the photo's path relative to ``SRC_DIR`` (extension kept, so ``a.jpg`` and
+  ``a.png`` never collide);
+- ``manifest.csv``: ``path`` (relative to OUT_DIR), ``reference`` (relative to SRC_DIR),
+  ``distortion`` (empty for the pristine copy), ``level`` (0 = pristine, 1..5 = mildest..strongest),
+  ``seed`` (for a distorted row, the seed that rebuilds it:
+  ``distortions.apply(pristine, distortion, level, seed)``; for the pristine row, the run's seed),
+  ``width``, ``height`` (pixels). Rows are sorted by (reference, distortion, level);
+- ``skipped.csv``: ``path``, ``reason`` for every source file that could not be used;
+- ``generate.json``: the options that shape the output (a re-run with other options is refused);
+- ``.progress/``: one completion marker per reference, so a re-run finishes only what is missing.
+
+Determinism: seeds derive from (seed, reference, distortion) with ``stable_seed`` (BLAKE2b), each
+reference is processed alone, and rows are sorted, so the images and the manifest are byte-identical
+whatever the number of workers, shards or interruptions.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import signal
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from rankiqa.errors import UserError
+from rankiqa.imageio import (
+    DEFAULT_MAX_PIXELS,
+    MIN_PRISTINE_SIDE,
+    UnusableImage,
+    load_pristine,
+    write_image,
+    write_text_atomic,
+)
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pnm")
+OUTPUT_FORMATS = ("png", "bmp", "jpg")
+JPEG_QUALITY = 95
+MANIFEST_COLUMNS = ("path", "reference", "distortion", "level", "seed", "width", "height")
+SKIPPED_COLUMNS = ("path", "reason")
+PROGRESS_DIR = ".progress"
+SETTINGS_FILE = "generate.json"
+_SHARD_MANIFEST = re.compile(r"^manifest-shard-(\d+)-of-(\d+)\.csv$")
+
+Log = Callable[[str], None]
+
+
+def stable_seed(*parts: Any) -> int:
+    """A seed in [0, 2**63) from ``parts`` (joined as text), stable across runs, processes and machines."""
+    text = "\x1f".join(str(part) for part in parts)
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+def distortion_seed(seed: int, reference: str, distortion: str) -> int:
+    """The seed given to ``distortions.apply_levels`` for one (reference, distortion) set."""
+    return stable_seed(seed, reference, distortion)
+
+
+def find_images(src_dir: str | os.PathLike, exclude: str | os.PathLike | None = None) -> list[str]:
+    """Image files under ``src_dir`` (by extension, hidden names ignored), as sorted posix paths
+    relative to ``src_dir``; files under ``exclude`` (e.g. an OUT_DIR inside SRC_DIR) are left out."""
+    root = Path(src_dir)
+    if not root.exists():
+        raise UserError(f"SRC_DIR {root}: folder not found")
+    if not root.is_dir():
+        raise UserError(f"SRC_DIR {root}: is a file, expected a folder of photos")
+    excluded = Path(exclude).resolve() if exclude is not None else None
+    found = []
+    for folder, subfolders, files in os.walk(root):
+        if excluded is not None and Path(folder).resolve() == excluded:
+            subfolders.clear()
+            continue
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        for name in files:
+            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
+                found.append((Path(folder) / name).relative_to(root).as_posix())
+    return sorted(found)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> (K, N) with 1 <= K <= N."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match or not 1 <= int(match[1]) <= int(match[2]):
+        raise UserError(f"--shard {text!r}: expected K/N with 1 <= K <= N, e.g. 2/4")
+    return int(match[1]), int(match[2])
+
+
+def shard_references(references: list[str], shard: tuple[int, int]) -> list[str]:
+    """The references shard K of N processes: every N-th one of the sorted list, starting at K-1."""
+    index, count = shard
+    return references[index - 1 :: count]
+
+
+def reference_folder(reference: str) -> str:
+    """The output folder of one reference, relative to OUT_DIR."""
+    return f"images/{reference}"
+
+
+def output_path(reference: str, distortion: str, level: int, image_format: str) -> str:
+    """The path (relative to OUT_DIR) of one generated image; level 0 is the pristine copy."""
+    name = "pristine" if level == 0 else f"{distortion}_{level}"
+    return f"{reference_folder(reference)}/{name}.{image_format}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The options that determine the generated files; stored in OUT_DIR/generate.json."""
+
+    seed: int
+    distortions: tuple[str, ...]
+    max_side: int | None
+    image_format: str
+    max_pixels: int
+
+    def to_json(self) -> str:
+        payload = {**self.__dict__, "distortions": list(self.distortions)}
+        return json.dumps(payload, indent=1, sort_keys=True) + "\n"
+
+
+@dataclass(frozen=True)
+class _Task:
+    source: str
+    out_dir: str
+    reference: str
+    settings: Settings
+    reuse_existing: bool
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    reference: str
+    written: int
+    notes: tuple[str, ...]
+    skipped: str | None
+
+
+@dataclass(frozen=True)
+class GenerateSummary:
+    """What a run did: ``references`` usable photos in this run's shard, ``images_written`` in this
+    run (a resumed run writes only what was missing), ``images_total`` rows in its manifest,
+    ``skipped`` unusable source files, ``seconds`` of wall time."""
+
+    references: int
+    images_written: int
+    images_total: int
+    skipped: int
+    seconds: float
+    manifest: str
+
+    @property
+    def images_per_second(self) -> float:
+        """Images written per second of wall time (0 when nothing was written)."""
+        return self.images_written / self.seconds if self.seconds > 0 else 0.0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.references} references, {self.images_written} images written "
+            f"({self.images_total} in {self.manifest}), {self.skipped} skipped, "
+            f"{self.seconds:.1f} s, {self.images_per_second:.1f} images/s"
+        )
+
+
+def _stderr(message: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr)
+
+
+def _csv_text(columns: Iterable[str], rows: Iterable[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _row_key(row: dict[str, Any]) -> tuple[str, str, int]:
+    return (str(row["reference"]), str(row["distortion"]), int(row["level"]))
+
+
+def _marker_path(out_dir: Path, reference: str) -> Path:
+    name = hashlib.blake2b(reference.encode("utf-8"), digest_size=16).hexdigest()
+    return out_dir / PROGRESS_DIR / f"{name}.json"
+
+
+def _remove_temp_files(folder: Path, stem: str) -> None:
+    """Delete the temporary files an interrupted atomic write of ``folder/stem.*`` left behind."""
+    for stale in folder.glob(f".{stem}.*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
+def _source_stamp(path: Path) -> dict[str, int]:
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _init_worker() -> None:
+    """Pool worker set-up: one OpenCV thread per process, Ctrl-C handled by the parent only."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _save(path: Path, image, image_format: str) -> None:
+    options = {"quality": JPEG_QUALITY, "subsampling": 0} if image_format == "jpg" else {}
+    write_image(path, image, **options)
+
+
+def _process_reference(task: _Task) -> _Outcome:
+    """Write one reference's pristine copy and levels, then its completion marker (all atomic)."""
+    import distortions
+
+    out_dir = Path(task.out_dir)
+    settings = task.settings
+    reference = task.reference
+    source = Path(task.source)
+    stamp = _source_stamp(source)
+    marker = _marker_path(out_dir, reference)
+    folder = out_dir / reference_folder(reference)
+    try:
+        pristine = load_pristine(source, max_side=settings.max_side, max_pixels=settings.max_pixels)
+    except UnusableImage as exc:
+        write_text_atomic(marker, json.dumps({"reference": reference, "source": stamp, "skipped": exc.reason}))
+        return _Outcome(reference, 0, (), exc.reason)
+    if not task.reuse_existing and folder.exists():
+        shutil.rmtree(folder)
+    _remove_temp_files(folder, "*")
+    _remove_temp_files(marker.parent, marker.stem)
+    image = pristine.image
+    height, width = image.shape[:2]
+    fmt = settings.image_format
+    written = 0
+    rows = [dict(path=output_path(reference, "", 0, fmt), reference=reference, distortion="", level=0,
+                 seed=settings.seed, width=width, height=height)]
+    if not (out_dir / rows[0]["path"]).exists():
+        _save(out_dir / rows[0]["path"], image, fmt)
+        written += 1
+    for name in settings.distortions:
+        seed = distortion_seed(settings.seed, reference, name)
+        paths = [output_path(reference, name, level, fmt) for level in range(1, distortions.NUM_LEVELS + 1)]
+        rows += [dict(path=path, reference=reference, distortion=name, level=level, seed=seed,
+                      width=width, height=height) for level, path in enumerate(paths, start=1)]
+        if all((out_dir / path).exists() for path in paths):
+            continue
+        for path, level_image in zip(paths, distortions.apply_levels(image, name, seed=seed)):
+            _save(out_dir / path, level_image, fmt)
+            written += 1
+    rows.sort(key=_row_key)
+    record = {"reference": reference, "source": stamp, "skipped": None, "notes": list(pristine.notes), "rows": rows}
+    write_text_atomic(marker, json.dumps(record, ensure_ascii=False))
+    return _Outcome(reference, written, pristine.notes, None)
+
+
+def _finished_record(out_dir: Path, src_dir: Path, reference: str) -> dict | None:
+    """The reference's completion marker if it is valid (same source file, every listed image present)."""
+    marker = _marker_path(out_dir, reference)
+    try:
+        record = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if record.get("reference") != reference or record.get("source") != _source_stamp(src_dir / reference):
+        return None
+    if record["skipped"] is None and not all((out_dir / row["path"]).exists() for row in record["rows"]):
+        return None
+    return record
+
+
+def _check_settings(out_dir: Path, settings: Settings) -> None:
+    """Refuse to mix outputs of different options in one OUT_DIR; record the options on first use."""
+    path = out_dir / SETTINGS_FILE
+    if path.exists():
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            raise UserError(f"{path}: corrupt settings file; delete it only if OUT_DIR holds nothing else") from None
+        current = json.loads(settings.to_json())
+        differing = sorted(key for key in set(previous) | set(current) if previous.get(key) != current.get(key))
+        if differing:
+            raise UserError(
+                f"OUT_DIR {out_dir} was generated with other options ({', '.join(differing)} differ: "
+                f"{', '.join(f'{key}={previous.get(key)!r}' for key in differing)}); use a new OUT_DIR"
+            )
+    else:
+        write_text_atomic(path, settings.to_json())
+
+
+def _resolve_distortions(distortion_names: Iterable[str] | None) -> tuple[str, ...]:
+    import distortions
+
+    names = distortions.names() if distortion_names is None else list(dict.fromkeys(distortion_names))
+    for name in names:
+        distortions.get(name)
+    if not names:
+        raise UserError("--distortions: no distortion type selected")
+    return tuple(names)
+
+
+def _run_tasks(tasks: list[_Task], workers: int, progress: bool, log: Log) -> list[_Outcome]:
+    from tqdm import tqdm
+
+    outcomes = []
+    bar = tqdm(total=len(tasks), unit="ref", desc="generate", disable=not progress or not tasks, file=sys.stderr)
+    written = 0
+
+    def record(outcome: _Outcome) -> None:
+        nonlocal written
+        written += outcome.written
+        for note in outcome.notes:
+            log(f"{outcome.reference}: {note}")
+        if outcome.skipped:
+            log(f"skipped {outcome.reference}: {outcome.skipped}")
+        outcomes.append(outcome)
+        bar.set_postfix(images=written, refresh=False)
+        bar.update()
+
+    try:
+        if workers == 1 or len(tasks) <= 1:
+            import cv2
+
+            threads = cv2.getNumThreads()
+            cv2.setNumThreads(1)
+            try:
+                for task in tasks:
+                    record(_process_reference(task))
+            finally:
+                cv2.setNumThreads(threads)
+        else:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+                futures = [pool.submit(_process_reference, task) for task in tasks]
+                try:
+                    for future in as_completed(futures):
+                        record(future.result())
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+    except KeyboardInterrupt:
+        bar.close()
+        log("interrupted: finished references are kept; run the same command again to finish the rest")
+        raise
+    bar.close()
+    return outcomes
+
+
+def generate(
+    src_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    distortion_names: Iterable[str] | None = None,
+    seed: int = 0,
+    workers: int = 1,
+    shard: tuple[int, int] = (1, 1),
+    max_side: int | None = None,
+    image_format: str = "png",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: bool = True,
+    log: Log | None = None,
+) -> GenerateSummary:
+    """Generate the ranked dataset of every photo in ``src_dir`` into ``out_dir`` (see module doc).
+
+    ``distortion_names``: registry names (None = all registered). ``workers``: processes (spawned).
+    ``shard``: (K, N) to process only part K of N; a sharded run writes ``manifest-shard-K-of-N.csv``
+    and ``skipped-shard-K-of-N.csv``, joined by ``merge_shards``. ``max_side``: downscale photos so
+    their long side is at most this many pixels. ``image_format``: png (default, lossless), bmp or
+    jpg (lossy re-encoding, warned). ``max_pixels``: larger declared sizes are refused as
+    decompression bombs. ``log``: receives one line per note, skip and warning (default: stderr).
+    Re-running the same call after an interruption finishes only what is missing.
+    """
+    log = log or _stderr
+    started = time.perf_counter()
+    src = Path(src_dir)
+    out = Path(out_dir)
+    if image_format not in OUTPUT_FORMATS:
+        raise UserError(f"--format {image_format!r}: expected one of {', '.join(OUTPUT_FORMATS)}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise UserError(f"--workers {workers!r}: expected an integer >= 1")
+    if max_side is not None and max_side < MIN_PRISTINE_SIDE:
+        raise UserError(f"--max-side {max_side}: expected at least {MIN_PRISTINE_SIDE} pixels")
+    index, count = parse_shard(f"{shard[0]}/{shard[1]}")
+    if src.exists() and out.exists() and src.resolve() == out.resolve():
+        raise UserError(f"OUT_DIR {out} is SRC_DIR; choose another output folder")
+    references = find_images(src, exclude=out)
+    if not references:
+        raise UserError(f"SRC_DIR {src}: no image files ({', '.join(IMAGE_EXTENSIONS)}) found")
+    settings = Settings(int(seed), _resolve_distortions(distortion_names), max_side, image_format, int(max_pixels))
+    if image_format == "jpg":
+        log(f"Warning: --format jpg re-encodes every image (lossy, quality {JPEG_QUALITY}); "
+            "JPEG artefacts mix with the distortion levels. Use png for a lossless dataset.")
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = "" if count == 1 else f"-shard-{index}-of-{count}"
+    for stem in (f"manifest{suffix}", f"skipped{suffix}"):
+        _remove_temp_files(out, stem)
+    _check_settings(out, settings)
+    mine = shard_references(references, (index, count))
+    records = {ref: _finished_record(out, src, ref) for ref in mine}
+    tasks = [
+        _Task(str(src / ref), str(out), ref, settings, reuse_existing=not _marker_path(out, ref).exists())
+        for ref, record in records.items()
+        if record is None
+    ]
+    outcomes = _run_tasks(tasks, workers, progress, log)
+    records.update({outcome.reference: _finished_record(out, src, outcome.reference) for outcome in outcomes})
+    rows = sorted((row for record in records.values() if record and not record["skipped"] for row in record["rows"]),
+                  key=_row_key)
+    skipped = sorted((ref, record["skipped"]) for ref, record in records.items() if record and record["skipped"])
+    usable = len(mine) - len(skipped)
+    skipped_csv = out / f"skipped{suffix}.csv"
+    write_text_atomic(skipped_csv, _csv_text(SKIPPED_COLUMNS, (dict(path=p, reason=r) for p, r in skipped)))
+    if count == 1 and usable == 0:
+        raise UserError(
+            f"SRC_DIR {src}: no usable image ({len(skipped)} skipped, e.g. {skipped[0][0]}: {skipped[0][1]}; "
+            f"see {skipped_csv})"
+        )
+    manifest = out / f"manifest{suffix}.csv"
+    write_text_atomic(manifest, _csv_text(MANIFEST_COLUMNS, rows))
+    written = sum(outcome.written for outcome in outcomes)
+    return GenerateSummary(usable, written, len(rows), len(skipped), time.perf_counter() - started, manifest.name)
+
+
+def merge_shards(out_dir: str | os.PathLike) -> GenerateSummary:
+    """Join ``manifest-shard-K-of-N.csv`` (K = 1..N, all present) into ``manifest.csv`` and
+    ``skipped.csv``, identical to what a single unsharded run writes."""
+    started = time.perf_counter()
+    out = Path(out_dir)
+    if not out.is_dir():
+        raise UserError(f"--merge {out}: folder not found")
+    shards = {}
+    for path in out.iterdir():
+        match = _SHARD_MANIFEST.match(path.name)
+        if match:
+            shards[int(match[1]), int(match[2])] = path
+    if not shards:
+        raise UserError(f"--merge {out}: no manifest-shard-K-of-N.csv files (run with --shard K/N first)")
+    counts = {count for _, count in shards}
+    if len(counts) != 1:
+        raise UserError(f"--merge {out}: shard files of different N ({', '.join(map(str, sorted(counts)))})")
+    count = counts.pop()
+    missing = [f"{k}/{count}" for k in range(1, count + 1) if (k, count) not in shards]
+    if missing:
+        raise UserError(f"--merge {out}: shards {', '.join(missing)} not finished (no manifest-shard file)")
+    rows, skipped = [], []
+    for index in range(1, count + 1):
+        rows += _read_csv(shards[index, count])
+        skipped_path = out / f"skipped-shard-{index}-of-{count}.csv"
+        if skipped_path.exists():
+            skipped += _read_csv(skipped_path)
+    if not rows:
+        raise UserError(f"--merge {out}: no usable image in any shard ({len(skipped)} files skipped)")
+    rows.sort(key=_row_key)
+    skipped.sort(key=lambda row: row["path"])
+    write_text_atomic(out / "skipped.csv", _csv_text(SKIPPED_COLUMNS, skipped))
+    write_text_atomic(out / "manifest.csv", _csv_text(MANIFEST_COLUMNS, rows))
+    references = len({row["reference"] for row in rows})
+    return GenerateSummary(references, 0, len(rows), len(skipped), time.perf_counter() - started, "manifest.csv")
