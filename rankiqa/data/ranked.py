@@ -1,0 +1,246 @@
+"""Ranked sets for rank pre-training: a torch Dataset of (pristine, level 1..5) patches, and splits.
+
+>>> from rankiqa.data import RankedSets, split_references
+>>> ds = RankedSets("ranked/", patch_size=224, seed=0)            # doctest: +SKIP
+>>> train_refs, val_refs = split_references(ds.references, 0.1, seed=0)  # doctest: +SKIP
+>>> train = RankedSets("ranked/", references=train_refs)          # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset, get_worker_info
+
+from rankiqa.errors import UserError
+from rankiqa.generate import distortion_seed, find_images, stable_seed
+from rankiqa.imageio import DEFAULT_MAX_PIXELS, MIN_PRISTINE_SIDE, load_pristine, read_rgb
+
+CROP_MARGIN = 16
+LEVELS = (0, 1, 2, 3, 4, 5)
+
+
+class RankedSets(Dataset):
+    """Ranked distortion sets: one item per (reference, distortion) pair.
+
+    ``source`` is either a generated OUT_DIR (holding ``manifest.csv``, see ``rankiqa generate``)
+    or a folder of pristine photos, distorted on the fly in the loader worker (nothing written).
+    ``ds[i]`` is a dict: ``images`` float32 (6, 3, P, P) in [0, 1] (index 0 = pristine, k = level k,
+    all cropped at the same location, P = ``patch_size``), ``levels`` int64 (6,) = 0..5
+    (0 = pristine = best, higher = worse), ``reference_id`` (index into ``references``),
+    ``distortion_id`` (index into ``distortion_names``). Photos whose short side is below P are
+    first resized up (bicubic) so that it equals P.
+
+    Determinism: the crop location derives from (seed, epoch, reference, distortion) with
+    ``stable_seed``, so items do not depend on the worker count or order; ``set_epoch(e)`` moves
+    the crops. OpenCV is set to one thread inside each loader worker.
+
+    On the fly, each level is made by distorting the full pristine photo (downscaled to
+    ``max_side``) with the same seed as ``rankiqa generate --seed``: the sets EQUAL those of a
+    generated (png/bmp) OUT_DIR with the same seed, types and ``--max-side``. ``distort_crops=True``
+    is faster on large photos: it distorts only the patch plus a 16 px margin, so its sets differ
+    from generated ones (global, image-wide distortions see only the crop).
+
+    ``distortions``: names to use (None = all in the manifest, or all registered on the fly).
+    ``references``: optional subset of ``references`` (e.g. from ``split_references``).
+    ``max_pixels``: on the fly, larger photos are refused as decompression bombs.
+    On the fly, files that are not images, too small or too large (judged from their header) are
+    left out and listed in ``skipped`` as (path, reason); a file that fails to decode later raises.
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike,
+        *,
+        distortions: Sequence[str] | None = None,
+        patch_size: int = 224,
+        seed: int = 0,
+        references: Iterable[str] | None = None,
+        epoch: int = 0,
+        max_side: int | None = None,
+        distort_crops: bool = False,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 32:
+            raise ValueError(f"patch_size must be an int >= 32 pixels, got {patch_size!r}")
+        self.source = Path(source)
+        self.patch_size = patch_size
+        self.seed = int(seed)
+        self.epoch = int(epoch)
+        self.max_side = max_side
+        self.max_pixels = max_pixels
+        self.distort_crops = distort_crops
+        self.generated = (self.source / "manifest.csv").is_file()
+        self.skipped: list[tuple[str, str]] = []
+        self._worker_ready = False
+        if self.generated:
+            if max_side is not None or distort_crops:
+                raise ValueError("max_side and distort_crops apply to a folder of photos, not to a generated OUT_DIR")
+            available, self._paths = _read_manifest(self.source / "manifest.csv")
+            all_references = sorted({reference for reference, _ in self._paths})
+        else:
+            import distortions as registry
+
+            candidates = find_images(self.source)
+            reasons = {ref: _unusable_reason(self.source / ref, max_pixels) for ref in candidates}
+            self.skipped = [(ref, reason) for ref, reason in reasons.items() if reason]
+            all_references = [ref for ref, reason in reasons.items() if not reason]
+            available = registry.names()
+            self._paths = {}
+        self.distortion_names = _select(available, distortions, "distortion", self.source)
+        self.references = all_references if references is None else _select(
+            all_references, sorted(set(references)), "reference", self.source
+        )
+        if not self.references:
+            raise UserError(f"{self.source}: no reference image to build ranked sets from")
+
+    def __len__(self) -> int:
+        return len(self.references) * len(self.distortion_names)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the crop locations of ``epoch`` (deterministic for a given seed)."""
+        self.epoch = int(epoch)
+
+    def __getitem__(self, index: int) -> dict[str, object]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} ranked sets")
+        self._prepare_worker()
+        reference_id, distortion_id = divmod(index, len(self.distortion_names))
+        reference = self.references[reference_id]
+        distortion = self.distortion_names[distortion_id]
+        rng = np.random.default_rng(stable_seed(self.seed, "crop", self.epoch, reference, distortion))
+        if self.generated:
+            images = [read_rgb(self.source / self._paths[reference, distortion][level]) for level in LEVELS]
+            patches = _crop_all(_resize_up(images, self.patch_size), self.patch_size, rng)
+        elif self.distort_crops:
+            patches = self._distorted_crop(reference, distortion, rng)
+        else:
+            pristine = self._load(reference)
+            images = [pristine, *_levels(pristine, reference, distortion, self.seed)]
+            patches = _crop_all(_resize_up(images, self.patch_size), self.patch_size, rng)
+        stacked = torch.from_numpy(np.stack(patches)).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+        return {
+            "images": stacked,
+            "levels": torch.tensor(LEVELS, dtype=torch.int64),
+            "reference_id": reference_id,
+            "distortion_id": distortion_id,
+        }
+
+    def _prepare_worker(self) -> None:
+        if not self._worker_ready and get_worker_info() is not None:
+            import cv2
+
+            cv2.setNumThreads(1)
+            self._worker_ready = True
+
+    def _load(self, reference: str) -> np.ndarray:
+        return load_pristine(self.source / reference, max_side=self.max_side, max_pixels=self.max_pixels).image
+
+    def _distorted_crop(self, reference: str, distortion: str, rng: np.random.Generator) -> list[np.ndarray]:
+        """Crop the pristine with a margin, distort only that window, then cut the patch out of it."""
+        size = self.patch_size
+        (pristine,) = _resize_up([self._load(reference)], size)
+        height, width = pristine.shape[:2]
+        top, left = _crop_origin(height, width, size, rng)
+        window_top, window_left = max(0, top - CROP_MARGIN), max(0, left - CROP_MARGIN)
+        window = pristine[window_top : min(height, top + size + CROP_MARGIN), window_left : min(width, left + size + CROP_MARGIN)]
+        images = [window, *_levels(window, reference, distortion, self.seed)]
+        row, col = top - window_top, left - window_left
+        return [image[row : row + size, col : col + size] for image in images]
+
+
+def _unusable_reason(path: Path, max_pixels: int) -> str | None:
+    """Why ``path`` cannot be a reference, judged from its header only (None when it looks usable)."""
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+    except Exception as exc:  # any decoder error on an untrusted file means "leave it out"
+        return f"not a readable image ({exc.__class__.__name__})"
+    if width * height > max_pixels:
+        return f"decompression bomb refused: {width}x{height} exceeds {max_pixels} pixels"
+    if min(width, height) < MIN_PRISTINE_SIDE:
+        return f"too small: {width}x{height} (short side below {MIN_PRISTINE_SIDE} px)"
+    return None
+
+
+def _levels(image: np.ndarray, reference: str, distortion: str, seed: int) -> list[np.ndarray]:
+    import distortions
+
+    return distortions.apply_levels(image, distortion, seed=distortion_seed(seed, reference, distortion))
+
+
+def _read_manifest(path: Path) -> tuple[list[str], dict[tuple[str, str], dict[int, str]]]:
+    """Distortion names (in first-seen order) and, per (reference, distortion), level -> image path."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    missing = {"path", "reference", "distortion", "level"} - set(rows[0] if rows else {})
+    if missing:
+        raise UserError(f"{path}: not a rankiqa manifest (missing columns {', '.join(sorted(missing))})")
+    pristine = {row["reference"]: row["path"] for row in rows if row["level"] == "0"}
+    sets: dict[tuple[str, str], dict[int, str]] = {}
+    for row in rows:
+        if row["level"] != "0":
+            sets.setdefault((row["reference"], row["distortion"]), {})[int(row["level"])] = row["path"]
+    for (reference, distortion), levels in sets.items():
+        if reference not in pristine or sorted(levels) != list(LEVELS[1:]):
+            raise UserError(f"{path}: incomplete ranked set for {reference} / {distortion}")
+        levels[0] = pristine[reference]
+    names = list(dict.fromkeys(distortion for _, distortion in sets))
+    return names, sets
+
+
+def _select(available: Sequence[str], wanted: Sequence[str] | None, what: str, source: Path) -> list[str]:
+    if wanted is None:
+        return list(available)
+    unknown = [name for name in wanted if name not in set(available)]
+    if unknown:
+        raise UserError(f"{source}: unknown {what}(s) {', '.join(map(repr, unknown[:5]))}")
+    return list(wanted)
+
+
+def _resize_up(images: list[np.ndarray], size: int) -> list[np.ndarray]:
+    """Resize (bicubic) every image so its short side is at least ``size`` pixels."""
+    import cv2
+
+    height, width = images[0].shape[:2]
+    if min(height, width) >= size:
+        return images
+    scale = size / min(height, width)
+    target = (max(size, round(width * scale)), max(size, round(height * scale)))
+    return [cv2.resize(image, target, interpolation=cv2.INTER_CUBIC) for image in images]
+
+
+def _crop_origin(height: int, width: int, size: int, rng: np.random.Generator) -> tuple[int, int]:
+    return int(rng.integers(0, height - size + 1)), int(rng.integers(0, width - size + 1))
+
+
+def _crop_all(images: list[np.ndarray], size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """The same (size x size) window of every image, at a location drawn from ``rng``."""
+    top, left = _crop_origin(*images[0].shape[:2], size, rng)
+    return [image[top : top + size, left : left + size] for image in images]
+
+
+def split_references(
+    references: Iterable[str], val_fraction: float, seed: int
+) -> tuple[list[str], list[str]]:
+    """Split distinct references into (train, val) so that no reference is in both.
+
+    ``val_fraction`` in [0, 1): the share held out (rounded, at least one when it is above 0 and
+    there are two or more references). Depends only on the set of references and the seed, not on
+    their order; both lists are sorted.
+    """
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    unique = sorted(set(references))
+    count = round(len(unique) * val_fraction)
+    if val_fraction > 0 and len(unique) > 1:
+        count = min(max(count, 1), len(unique) - 1)
+    order = np.random.default_rng(seed).permutation(len(unique))
+    held_out = {unique[i] for i in order[:count]}
+    return [ref for ref in unique if ref not in held_out], sorted(held_out)
+
