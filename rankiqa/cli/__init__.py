@@ -17,6 +17,7 @@ from rankiqa import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "distortions": ("rankiqa.cli.distortions", "List the distortion types or draw a contact sheet."),
     "generate": ("rankiqa.cli.generate", "Generate ranked datasets (pristine + 5 levels), resumable and sharded."),
+    "train": ("rankiqa.cli.train", "Siamese rank pre-training on ranked sets (resumable, multi-GPU)."),
 }
 
 

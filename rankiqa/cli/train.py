@@ -1,0 +1,68 @@
+"""``rankiqa train``: Siamese rank pre-training on ranked distortion sets (resumable, multi-GPU)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.command()
+@click.option("--data", type=click.Path(), default=None, help="A generated OUT_DIR (with manifest.csv).")
+@click.option("--pristine", type=click.Path(), default=None, help="A folder of photos, distorted on the fly.")
+@click.option("--backbone", default="efficientnet_lite0", show_default=True,
+              help="vgg16, resnet18, resnet50, efficientnet_lite0 or tiny.")
+@click.option("--pretrained", is_flag=True, help="Start from ImageNet weights (efficientnet_lite0: offline).")
+@click.option("--loss", type=click.Choice(["batch-ranking", "pairwise", "contrastive", "triplet"]),
+              default="batch-ranking", show_default=True, help="Ranking objective (see rankiqa.losses).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
+@click.option("--steps", type=int, default=None, help="Optimiser steps [default: 1000 unless --epochs].")
+@click.option("--epochs", type=int, default=None, help="Passes over the training sets (if --steps is not given).")
+@click.option("--lr", type=float, default=1e-4, show_default=True, help="Adam learning rate (cosine decay to 1%).")
+@click.option("--schedule", type=click.Choice(["cosine", "constant"]), default="cosine", show_default=True)
+@click.option("--weight-decay", type=float, default=0.0, show_default=True)
+@click.option("--batch-sets", type=int, default=4, show_default=True,
+              help="Ranked sets (6 images each) per step and process.")
+@click.option("--patch", type=int, default=224, show_default=True, help="Patch side in pixels.")
+@click.option("--margin", type=float, default=1.0, show_default=True,
+              help="Hinge margin in score units (trained scores end up ~margin apart per level).")
+@click.option("--cross-reference", is_flag=True, help="batch-ranking: also rank across references of one type.")
+@click.option("--dropout", type=float, default=0.0, show_default=True, help="Dropout before the score head.")
+@click.option("--distortions", "distortion_spec", default="all", show_default=True,
+              help="'all', comma-separated names, or 'family:NAME' (see `rankiqa distortions list`).")
+@click.option("--max-side", type=int, default=None, metavar="PX", help="--pristine: downscale photos to PX first.")
+@click.option("--distort-crops", is_flag=True, help="--pristine: distort only the patch (much faster).")
+@click.option("--val-fraction", type=float, default=0.1, show_default=True,
+              help="Share of references held out for validation (0 = none).")
+@click.option("--val-data", type=click.Path(), default=None, help="Validate on this generated OUT_DIR instead.")
+@click.option("--val-pristine", type=click.Path(), default=None, help="Validate on this photo folder instead.")
+@click.option("--val-every", type=int, default=100, show_default=True, help="Validate and checkpoint every N steps.")
+@click.option("--val-sets", type=int, default=None, help="Validate on at most N sets (evenly spaced).")
+@click.option("--workers", type=int, default=0, show_default=True, help="DataLoader worker processes.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--threads", type=int, default=None, help="torch threads [default: cores / local processes].")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from last.pt.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(distortion_spec: str, quiet: bool, **options) -> None:
+    """Train a quality model to rank distortion levels (RankIQA pre-training).
+
+    Writes OUT/config.json, metrics.csv, val_per_type.csv, last.pt, best.pt and curves.png.
+    Resume after a crash with the same command plus --resume. Multi-GPU or multi-node:
+    `torchrun --nproc_per_node=N -m rankiqa train ...` (each process takes --batch-sets sets).
+
+    \b
+    Example:
+      rankiqa train --pristine photos/ --backbone efficientnet_lite0 --pretrained \\
+          --loss batch-ranking --steps 2000 --patch 224 --out runs/rank
+    """
+    from rankiqa.distortion_table import select_distortions
+    from rankiqa.train import TrainConfig, train as run_training
+
+    distortions = None if distortion_spec.strip() == "all" else tuple(select_distortions(distortion_spec))
+    result = run_training(TrainConfig(distortions=distortions, **options), progress=not quiet)
+    if result.interrupted:
+        click.echo(f"interrupted at step {result.step}/{result.total_steps}; continue with --resume", err=True)
+        sys.exit(130)
+    best = "n/a" if result.best_srcc is None else f"{result.best_srcc:.4f}"
+    click.echo(f"done: {result.step} steps, {result.sets_per_second:.2f} sets/s, best val SRCC {best}, "
+               f"run in {result.run_dir}")

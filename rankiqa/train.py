@@ -1,0 +1,573 @@
+"""Siamese rank pre-training: ranked distortion sets -> a quality model whose score orders them.
+
+One step draws ``batch_sets`` (reference, distortion) sets of 6 images (pristine + levels 1..5),
+scores them with ONE shared model and applies the chosen ranking loss (``rankiqa.losses``):
+
+* ``batch-ranking`` — one forward pass over the batch, hinge on all 15 ordered pairs of every set
+  (RankIQA's efficient Siamese back-propagation);
+* ``pairwise`` — the naive Siamese: the same 15 pairs, each forwarded as (better, worse) in two
+  passes (5x more images forwarded, same pairs compared);
+* ``contrastive`` / ``triplet`` — ``ranked_contrastive_loss`` / ``ranked_triplet_loss``.
+
+Everything a run needs is in ``TrainConfig``; a run folder holds ``config.json``, ``metrics.csv``,
+``val_per_type.csv``, ``last.pt``, ``best.pt`` and ``curves.png``. Data order is a pure function of
+(seed, step), so ``resume`` after a crash replays exactly what an uninterrupted run would do.
+Launched by ``torchrun`` (``WORLD_SIZE`` > 1), it trains with DistributedDataParallel: each process
+takes its own ``batch_sets`` sets per step (gloo on CPU, nccl on GPU).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from scipy.stats import rankdata
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from rankiqa.checkpoint import load_checkpoint, save_checkpoint
+from rankiqa.errors import UserError
+from rankiqa.losses import batch_ranking_loss, pairwise_ranking_loss, ranked_contrastive_loss, ranked_triplet_loss
+from rankiqa.models import create_model
+
+LOSSES = ("batch-ranking", "pairwise", "contrastive", "triplet")
+SCHEDULES = ("cosine", "constant")
+DEFAULT_STEPS = 1000
+# options that may differ between a run and its --resume (they do not change the result)
+RESUMABLE_CHANGES = frozenset({"resume", "workers", "device", "threads"})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a rank pre-training run. Units: ``patch`` in pixels, ``lr`` per step.
+
+    Exactly one of ``data`` (a generated OUT_DIR) or ``pristine`` (photos, distorted on the fly;
+    ``max_side`` downscales them first, ``distort_crops`` distorts only the patch: much faster).
+    Validation: ``val_data``/``val_pristine`` if given, else ``val_fraction`` of the references.
+    ``margin`` is in score units (scores are unbounded; 1.0 puts adjacent levels ~1 apart).
+    ``steps`` wins over ``epochs``; with neither, ``DEFAULT_STEPS``.
+    """
+
+    out: str
+    data: str | None = None
+    pristine: str | None = None
+    backbone: str = "efficientnet_lite0"
+    pretrained: bool = False
+    loss: str = "batch-ranking"
+    steps: int | None = None
+    epochs: int | None = None
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    batch_sets: int = 4
+    patch: int = 224
+    margin: float = 1.0
+    cross_reference: bool = False
+    dropout: float = 0.0
+    distortions: tuple[str, ...] | None = None
+    max_side: int | None = None
+    distort_crops: bool = False
+    val_fraction: float = 0.1
+    val_data: str | None = None
+    val_pristine: str | None = None
+    val_every: int = 100
+    val_sets: int | None = None
+    log_every: int = 10
+    workers: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    seed: int = 0
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.data is None) == (self.pristine is None):
+            raise UserError("give exactly one of --data (a generated folder) or --pristine (a folder of photos)")
+        if self.val_data is not None and self.val_pristine is not None:
+            raise UserError("give at most one of --val-data or --val-pristine")
+        if self.loss not in LOSSES:
+            raise UserError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.schedule not in SCHEDULES:
+            raise UserError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise UserError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        for name in ("batch_sets", "patch", "val_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        for name in ("steps", "epochs", "val_sets", "threads", "max_side"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.workers < 0:
+            raise UserError(f"--workers must be >= 0, got {self.workers}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise UserError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if self.lr <= 0 or self.margin < 0:
+            raise UserError(f"--lr must be > 0 and --margin >= 0, got lr={self.lr}, margin={self.margin}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Inverse of ``to_dict``; unknown keys are an error."""
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise UserError(f"unknown training option(s): {', '.join(unknown)}")
+        values = dict(values)
+        if values.get("distortions") is not None:
+            values["distortions"] = tuple(values["distortions"])
+        return cls(**values)
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or interrupted) run reports."""
+
+    run_dir: Path
+    step: int
+    total_steps: int
+    best_srcc: float | None
+    last_val: dict[str, float] = field(default_factory=dict)
+    sets_per_second: float = 0.0
+    interrupted: bool = False
+
+
+# --------------------------------------------------------------------------------------------
+# pure pieces: data order, objective, validation statistics
+
+
+def steps_per_epoch(n_sets: int, batch_sets: int, world_size: int = 1) -> int:
+    """Optimiser steps in one pass over ``n_sets`` sets (incomplete last batch dropped; at least 1)."""
+    return max(1, n_sets // (batch_sets * world_size))
+
+
+def batch_indices(n_sets: int, batch_sets: int, step: int, seed: int, rank: int = 0, world_size: int = 1) -> list[int]:
+    """Set indices this process trains on at ``step``: a pure function of (seed, step).
+
+    Each epoch is a seeded permutation cut into global batches of ``batch_sets * world_size``;
+    process ``rank`` takes every ``world_size``-th entry of its global batch. Datasets smaller than
+    a global batch are cycled.
+    """
+    per_epoch = steps_per_epoch(n_sets, batch_sets, world_size)
+    epoch, position = divmod(step, per_epoch)
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(n_sets, generator=generator)
+    global_batch = batch_sets * world_size
+    if n_sets < global_batch:
+        order = order.repeat(math.ceil(global_batch / n_sets))
+    chunk = order[position * global_batch:(position + 1) * global_batch]
+    return chunk[rank::world_size].tolist()
+
+
+def flatten_sets(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """Collated sets -> per-image tensors: images (B*L, 3, P, P), levels, reference ids, distortion ids."""
+    images = batch["images"]
+    sets, per_set = images.shape[:2]
+    return (
+        images.reshape(sets * per_set, *images.shape[2:]),
+        batch["levels"].reshape(-1),
+        torch.as_tensor(batch["reference_id"]).repeat_interleave(per_set),
+        torch.as_tensor(batch["distortion_id"]).repeat_interleave(per_set),
+    )
+
+
+class SiameseRanker(nn.Module):
+    """One shared quality model + a ranking objective; ``forward(batch)`` returns the scalar loss.
+
+    Wrapping the whole objective in one module keeps a single forward per step, which is what
+    DistributedDataParallel expects even for the two-pass ``pairwise`` loss.
+    """
+
+    def __init__(self, model: nn.Module, loss: str, margin: float, cross_reference: bool = False):
+        super().__init__()
+        self.model = model
+        self.loss = loss
+        self.margin = margin
+        self.cross_reference = cross_reference
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        images, levels, reference_ids, distortion_ids = flatten_sets(batch)
+        if self.loss == "pairwise":
+            set_levels = batch["levels"]
+            set_index, better, worse = torch.nonzero(set_levels[:, :, None] < set_levels[:, None, :], as_tuple=True)
+            per_set = set_levels.shape[1]
+            score_better = self.model(images[set_index * per_set + better])
+            score_worse = self.model(images[set_index * per_set + worse])
+            return pairwise_ranking_loss(score_better, score_worse, self.margin)
+        scores = self.model(images)
+        if self.loss == "batch-ranking":
+            return batch_ranking_loss(scores, reference_ids, distortion_ids, levels, self.margin, self.cross_reference)
+        set_scores = scores.view(batch["levels"].shape)
+        objective = ranked_contrastive_loss if self.loss == "contrastive" else ranked_triplet_loss
+        return objective(set_scores, batch["levels"], self.margin)
+
+
+def set_rank_statistics(set_scores: np.ndarray, set_levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per set: SRCC between score and quality order (-level; 1 = perfect) and pair accuracy.
+
+    ``set_scores``, ``set_levels``: (S, L). Pair accuracy = fraction of pairs with different
+    levels where the less distorted image scores higher (ties count 1/2). A set with constant
+    scores has SRCC 0.
+    """
+    score_ranks = rankdata(set_scores, axis=1)
+    quality_ranks = rankdata(-set_levels, axis=1)
+    a = score_ranks - score_ranks.mean(axis=1, keepdims=True)
+    b = quality_ranks - quality_ranks.mean(axis=1, keepdims=True)
+    denominator = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    srcc = np.divide((a * b).sum(axis=1), denominator, out=np.zeros(len(a)), where=denominator > 0)
+    ordered = set_levels[:, :, None] < set_levels[:, None, :]
+    difference = set_scores[:, :, None] - set_scores[:, None, :]
+    credit = (difference > 0) + 0.5 * (difference == 0)
+    accuracy = (credit * ordered).sum(axis=(1, 2)) / ordered.sum(axis=(1, 2))
+    return srcc, accuracy
+
+
+@torch.no_grad()
+def evaluate_ranking(model: nn.Module, dataset: Dataset, device: torch.device, batch_sets: int = 8,
+                     max_sets: int | None = None, workers: int = 0) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Score every set of ``dataset`` (or ``max_sets`` evenly spaced ones) in eval mode.
+
+    Returns overall ``{"srcc", "pair_accuracy", "sets"}`` (means over sets) and one row per
+    distortion type (``distortion, sets, srcc, pair_accuracy``), sorted by name.
+    """
+    count = len(dataset)
+    indices = list(range(count)) if max_sets is None or max_sets >= count else \
+        np.linspace(0, count - 1, max_sets).round().astype(int).tolist()
+    was_training = model.training
+    model.eval()
+    scores, levels, type_ids = [], [], []
+    for batch in DataLoader(Subset(dataset, indices), batch_size=batch_sets, num_workers=workers):
+        images = batch["images"].to(device)
+        sets, per_set = images.shape[:2]
+        scores.append(model(images.flatten(0, 1)).view(sets, per_set).float().cpu().numpy())
+        levels.append(batch["levels"].numpy())
+        type_ids.append(torch.as_tensor(batch["distortion_id"]).numpy())
+    model.train(was_training)
+    srcc, accuracy = set_rank_statistics(np.concatenate(scores), np.concatenate(levels))
+    type_ids = np.concatenate(type_ids)
+    per_type = [
+        {"distortion": dataset.distortion_names[type_id], "sets": int((type_ids == type_id).sum()),
+         "srcc": float(srcc[type_ids == type_id].mean()), "pair_accuracy": float(accuracy[type_ids == type_id].mean())}
+        for type_id in sorted(set(type_ids.tolist()), key=lambda i: dataset.distortion_names[i])
+    ]
+    overall = {"srcc": float(srcc.mean()), "pair_accuracy": float(accuracy.mean()), "sets": len(indices)}
+    return overall, per_type
+
+
+# --------------------------------------------------------------------------------------------
+# datasets
+
+
+def build_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
+    """Train and validation ``RankedSets`` from the config (validation may be None)."""
+    from rankiqa.data import RankedSets, split_references
+
+    def ranked(source: str, option: str, seed: int, references: list[str] | None = None) -> Dataset:
+        _check_folder(source, option)
+        photos = {} if option.endswith("-data") else {"max_side": config.max_side, "distort_crops": config.distort_crops}
+        dataset = RankedSets(source, distortions=list(config.distortions) if config.distortions else None,
+                             patch_size=config.patch, seed=seed, references=references, **photos)
+        if len(dataset) == 0:
+            raise UserError(f"{option} {source}: no ranked sets found (empty folder?)")
+        return dataset
+
+    source, option = (config.data, "--data") if config.data else (config.pristine, "--pristine")
+    full = ranked(source, option, config.seed)
+    if config.val_data or config.val_pristine:
+        val_source, val_option = (config.val_data, "--val-data") if config.val_data else (config.val_pristine, "--val-pristine")
+        return full, ranked(val_source, val_option, config.seed)
+    if config.val_fraction == 0:
+        return full, None
+    train_refs, val_refs = split_references(full.references, config.val_fraction, config.seed)
+    if not train_refs or not val_refs:
+        raise UserError(f"{option} {source}: {len(full.references)} reference(s) cannot be split with "
+                        f"--val-fraction {config.val_fraction}; add images or use --val-fraction 0")
+    return ranked(source, option, config.seed, train_refs), ranked(source, option, config.seed, val_refs)
+
+
+def _check_folder(path: str, option: str) -> None:
+    if not Path(path).exists():
+        raise UserError(f"{option} {path}: folder not found")
+    if not Path(path).is_dir():
+        raise UserError(f"{option} {path}: not a folder")
+
+
+# --------------------------------------------------------------------------------------------
+# the loop
+
+
+@dataclass
+class _Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def _setup_distributed(device_name: str) -> tuple[_Distributed, torch.device]:
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    info = _Distributed(int(os.environ.get("RANK", "0")), world_size, int(os.environ.get("LOCAL_RANK", "0")))
+    use_cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
+    if use_cuda and not torch.cuda.is_available():
+        raise UserError("--device cuda requested but no CUDA device is available")
+    if use_cuda:
+        device = torch.device(f"cuda:{info.local_rank}" if world_size > 1 or device_name == "auto" else device_name)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return info, device
+
+
+def _set_threads(config: TrainConfig) -> None:
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    elif "OMP_NUM_THREADS" not in os.environ:
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+
+
+def _total_steps(config: TrainConfig, n_sets: int, world_size: int) -> int:
+    if config.steps is not None:
+        return config.steps
+    if config.epochs is not None:
+        return config.epochs * steps_per_epoch(n_sets, config.batch_sets, world_size)
+    return DEFAULT_STEPS
+
+
+def _make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int):
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps, eta_min=config.lr * 0.01)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+def _loader(dataset: Dataset, config: TrainConfig, start: int, stop: int, info: _Distributed) -> Iterator[dict]:
+    """Batches for steps ``start..stop-1``, one DataLoader per epoch (so ``set_epoch`` reaches workers)."""
+    n_sets = len(dataset)
+    per_epoch = steps_per_epoch(n_sets, config.batch_sets, info.world_size)
+    step = start
+    while step < stop:
+        epoch = step // per_epoch
+        epoch_stop = min(stop, (epoch + 1) * per_epoch)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
+        batches = [batch_indices(n_sets, config.batch_sets, s, config.seed, info.rank, info.world_size)
+                   for s in range(step, epoch_stop)]
+        loader = DataLoader(dataset, batch_sampler=batches, num_workers=config.workers,
+                            generator=torch.Generator().manual_seed(config.seed + epoch))
+        yield from loader
+        step = epoch_stop
+
+
+def _checkpoint_payload(model: nn.Module, optimizer, scheduler, step: int, config: TrainConfig, metrics: list,
+                        best_srcc: float | None, total_steps: int) -> dict[str, Any]:
+    return {
+        "format": "rankiqa-train-v1",
+        "model_config": dict(model.config),
+        "model_state": model.state_dict(),
+        "optimizer_state": optimizer.state_dict(),
+        "scheduler_state": scheduler.state_dict(),
+        "rng_state": torch.get_rng_state(),
+        "step": step,
+        "total_steps": total_steps,
+        "config": config.to_dict(),
+        "metrics": metrics,
+        "best_srcc": best_srcc,
+    }
+
+
+def _config_differences(saved: dict[str, Any], current: TrainConfig) -> list[str]:
+    now = current.to_dict()
+    return sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
+
+
+METRIC_COLUMNS = ("step", "epoch", "loss", "lr", "sets_per_s", "val_srcc", "val_pair_accuracy")
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_csv(path: Path, columns: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows({k: ("" if row.get(k) is None else row[k]) for k in columns} for row in rows)
+    _write_text_atomic(path, buffer.getvalue())
+
+
+def plot_curves(metrics: list[dict[str, Any]], path: Path) -> None:
+    """Write ``curves.png``: training loss and validation SRCC / pair accuracy against step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (loss_axis, val_axis) = plt.subplots(1, 2, figsize=(10, 3.6))
+    rows = [r for r in metrics if r.get("loss") is not None]
+    loss_axis.plot([r["step"] for r in rows], [r["loss"] for r in rows])
+    loss_axis.set(xlabel="step", ylabel="training loss", title="loss")
+    val_rows = [r for r in metrics if r.get("val_srcc") is not None]
+    val_axis.plot([r["step"] for r in val_rows], [r["val_srcc"] for r in val_rows], marker="o", label="SRCC")
+    val_axis.plot([r["step"] for r in val_rows], [r["val_pair_accuracy"] for r in val_rows], marker="s",
+                  label="pair accuracy")
+    val_axis.set(xlabel="step", title="validation (higher is better)")
+    val_axis.legend()
+    figure.tight_layout()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        figure.savefig(tmp, dpi=100)
+        os.replace(tmp, path)
+    finally:
+        plt.close(figure)
+        Path(tmp).unlink(missing_ok=True)
+
+
+def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Dataset | None = None,
+          progress: bool = True) -> TrainResult:
+    """Run (or resume) rank pre-training into ``config.out``; datasets default to ``build_datasets``.
+
+    Ctrl-C saves ``last.pt`` at the last finished step and returns with ``interrupted=True``.
+    """
+    info, device = _setup_distributed(config.device)
+    _set_threads(config)
+    run_dir = Path(config.out)
+    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    if last_path.exists() and not config.resume:
+        raise UserError(f"--out {run_dir}: already holds a run (last.pt); pass --resume or choose another folder")
+    if train_set is None:
+        train_set, val_set = build_datasets(config)
+    total_steps = _total_steps(config, len(train_set), info.world_size)
+
+    torch.manual_seed(config.seed)
+    model = create_model(config.backbone, config.pretrained, **({"dropout": config.dropout} if config.dropout else {}))
+    model.to(device)
+    ranker: nn.Module = SiameseRanker(model, config.loss, config.margin, config.cross_reference)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = _make_scheduler(optimizer, config, total_steps)
+    step, metrics, best_srcc = 0, [], None
+    if config.resume and last_path.exists():
+        payload = load_checkpoint(last_path, map_location=device)
+        differences = _config_differences(payload.get("config", {}), config)
+        if differences:
+            raise UserError(f"--resume {last_path}: options differ from the saved run: {', '.join(differences)}")
+        model.load_state_dict(payload["model_state"])
+        optimizer.load_state_dict(payload["optimizer_state"])
+        scheduler.load_state_dict(payload["scheduler_state"])
+        torch.set_rng_state(payload["rng_state"])
+        step, metrics, best_srcc = payload["step"], list(payload["metrics"]), payload["best_srcc"]
+    if info.rank:
+        torch.manual_seed(config.seed * 7919 + info.rank + step)
+    if info.world_size > 1:
+        ranker = nn.parallel.DistributedDataParallel(ranker, device_ids=[device.index] if device.type == "cuda" else None)
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_text_atomic(run_dir / "config.json", json.dumps(
+            {**config.to_dict(), "total_steps": total_steps, "world_size": info.world_size,
+             "train_sets": len(train_set), "val_sets_available": len(val_set) if val_set is not None else 0},
+            indent=2) + "\n")
+
+    def save(path: Path) -> None:
+        if info.is_main:
+            save_checkpoint(path, _checkpoint_payload(model, optimizer, scheduler, step, config, metrics,
+                                                      best_srcc, total_steps))
+
+    def validate() -> dict[str, float]:
+        nonlocal best_srcc
+        overall, per_type = evaluate_ranking(model, val_set, device, config.batch_sets * 2, config.val_sets,
+                                             config.workers)
+        _write_csv(run_dir / "val_per_type.csv", ("distortion", "sets", "srcc", "pair_accuracy"),
+                   [{**row, "srcc": f"{row['srcc']:.4f}", "pair_accuracy": f"{row['pair_accuracy']:.4f}"}
+                    for row in per_type])
+        if best_srcc is None or overall["srcc"] > best_srcc:
+            best_srcc = overall["srcc"]
+            save(best_path)
+        return overall
+
+    per_epoch = steps_per_epoch(len(train_set), config.batch_sets, info.world_size)
+    bar = _progress_bar(progress and info.is_main, step, total_steps)
+    window_loss, window_steps, window_time, train_time, trained_steps = 0.0, 0, 0.0, 0.0, 0
+    last_val: dict[str, float] = {}
+    interrupted = False
+    ranker.train()
+    tick = time.perf_counter()
+    try:
+        for batch in _loader(train_set, config, step, total_steps, info):
+            batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            loss = ranker(batch)
+            if not torch.isfinite(loss):
+                raise RuntimeError(f"training loss became {loss.item()} at step {step + 1}; lower --lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            now = time.perf_counter()
+            window_loss, window_steps, window_time = window_loss + loss.item(), window_steps + 1, window_time + now - tick
+            train_time, trained_steps = train_time + now - tick, trained_steps + 1
+            sets_per_s = window_steps * config.batch_sets * info.world_size / max(window_time, 1e-9)
+            bar.set_postfix(loss=f"{loss.item():.4f}", sets_s=f"{sets_per_s:.1f}")
+            bar.update(1)
+            validate_now = val_set is not None and info.is_main and (step % config.val_every == 0 or step == total_steps)
+            checkpoint_now = step % config.val_every == 0 or step == total_steps
+            if step % config.log_every == 0 or checkpoint_now:
+                row = {"step": step, "epoch": round(step / per_epoch, 3), "loss": round(window_loss / window_steps, 6),
+                       "lr": f"{optimizer.param_groups[0]['lr']:.3g}", "sets_per_s": round(sets_per_s, 2),
+                       "val_srcc": None, "val_pair_accuracy": None}
+                if validate_now:
+                    last_val = validate()
+                    row.update(val_srcc=round(last_val["srcc"], 4), val_pair_accuracy=round(last_val["pair_accuracy"], 4))
+                    bar.write(f"step {step}: val SRCC {last_val['srcc']:.4f}, pair accuracy {last_val['pair_accuracy']:.4f}")
+                metrics.append(row)
+                window_loss, window_steps, window_time = 0.0, 0, 0.0
+                if info.is_main:
+                    _write_csv(run_dir / "metrics.csv", METRIC_COLUMNS, metrics)
+            if checkpoint_now:
+                save(last_path)
+                if info.is_main:
+                    plot_curves(metrics, run_dir / "curves.png")
+            tick = time.perf_counter()
+    except KeyboardInterrupt:
+        interrupted = True
+        save(last_path)
+        bar.write(f"interrupted: saved {last_path} at step {step}; continue with --resume")
+    finally:
+        bar.close()
+    if not interrupted:
+        if info.is_main and (val_set is None or not best_path.exists()):
+            save(best_path)
+    if info.world_size > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    sets_per_second = trained_steps * config.batch_sets * info.world_size / train_time if train_time else 0.0
+    return TrainResult(run_dir, step, total_steps, best_srcc, last_val, sets_per_second, interrupted)
+
+
+def _progress_bar(enabled: bool, initial: int, total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True, file=sys.stderr)

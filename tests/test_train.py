@@ -1,0 +1,192 @@
+"""Rank pre-training: data order, objectives, validation statistics, learning, resume, Ctrl-C, errors."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+from torch.utils.data import Dataset
+
+from rankiqa.checkpoint import load_checkpoint
+from rankiqa.errors import UserError
+from rankiqa.models import create_model, model_from_checkpoint
+from rankiqa.train import (
+    SiameseRanker,
+    TrainConfig,
+    batch_indices,
+    evaluate_ranking,
+    set_rank_statistics,
+    steps_per_epoch,
+    train,
+)
+
+
+class NoiseSets(Dataset):
+    """A stand-in for ``RankedSets``: level k adds white noise of sigma 0.07*k to a smooth image.
+
+    Same item format; items depend only on (index, epoch). ``interrupt_after`` raises
+    KeyboardInterrupt at that many fetches, like a Ctrl-C during training.
+    """
+
+    def __init__(self, n_refs: int = 6, patch: int = 32, seed: int = 0, interrupt_after: int | None = None):
+        self.references = [f"ref{i}.png" for i in range(n_refs)]
+        self.distortion_names = ["noise_a", "noise_b"]
+        self.patch, self.seed, self.epoch = patch, seed, 0
+        self.interrupt_after, self.fetches = interrupt_after, 0
+
+    def __len__(self) -> int:
+        return len(self.references) * len(self.distortion_names)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, index: int) -> dict:
+        self.fetches += 1
+        if self.interrupt_after is not None and self.fetches > self.interrupt_after:
+            raise KeyboardInterrupt
+        generator = torch.Generator().manual_seed(self.seed * 10_000 + self.epoch * 100 + index)
+        base = torch.nn.functional.interpolate(torch.rand(1, 3, 4, 4, generator=generator), size=self.patch,
+                                               mode="bilinear", align_corners=False)[0]
+        levels = torch.arange(6)
+        noise = torch.randn(6, 3, self.patch, self.patch, generator=generator) * 0.07 * levels.view(6, 1, 1, 1)
+        reference_id, distortion_id = divmod(index, len(self.distortion_names))
+        return {"images": (base + noise).clamp(0, 1), "levels": levels,
+                "reference_id": reference_id, "distortion_id": distortion_id}
+
+
+def _config(tmp_path, **overrides) -> TrainConfig:
+    values = dict(out=str(tmp_path / "run"), pristine="unused", backbone="tiny", steps=12, lr=3e-3, batch_sets=3,
+                  patch=32, val_every=4, log_every=2, seed=0)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_batch_indices_are_a_seeded_permutation_per_epoch():
+    per_epoch = steps_per_epoch(10, 3)
+    assert per_epoch == 3
+    epoch0 = [i for step in range(per_epoch) for i in batch_indices(10, 3, step, seed=5)]
+    assert len(set(epoch0)) == 9 and set(epoch0) <= set(range(10))
+    assert batch_indices(10, 3, 1, seed=5) == batch_indices(10, 3, 1, seed=5)
+    assert batch_indices(10, 3, 0, seed=5) != batch_indices(10, 3, per_epoch, seed=5)  # next epoch reshuffles
+
+
+def test_batch_indices_shard_the_single_process_batch_across_ranks():
+    for step in range(5):
+        whole = batch_indices(13, 4, step, seed=1)
+        shards = [batch_indices(13, 2, step, seed=1, rank=r, world_size=2) for r in range(2)]
+        assert sorted(shards[0] + shards[1]) == sorted(whole)
+        assert not set(shards[0]) & set(shards[1])
+
+
+def test_batch_indices_cycle_a_dataset_smaller_than_a_batch():
+    assert sorted(batch_indices(2, 5, 0, seed=0)) == [0, 0, 0, 1, 1]
+
+
+def test_set_rank_statistics_match_scipy_and_pair_loop():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(20, 6)).round(1)  # rounding makes ties
+    scores[0] = 3.0  # constant scores: SRCC defined as 0
+    levels = np.tile(np.arange(6), (20, 1))
+    srcc, accuracy = set_rank_statistics(scores, levels)
+    assert srcc[0] == 0 and accuracy[0] == 0.5
+    for row in range(1, 20):
+        assert srcc[row] == pytest.approx(spearmanr(scores[row], -levels[row]).statistic)
+        pairs = [(i, j) for i in range(6) for j in range(i + 1, 6)]
+        credit = [1.0 if scores[row, i] > scores[row, j] else 0.5 if scores[row, i] == scores[row, j] else 0.0
+                  for i, j in pairs]
+        assert accuracy[row] == pytest.approx(np.mean(credit))
+
+
+def test_pairwise_two_pass_equals_batch_ranking_on_the_same_pairs():
+    torch.manual_seed(0)
+    model = create_model("tiny")  # no batch norm: two passes and one pass give identical scores
+    batch = torch.utils.data.default_collate([NoiseSets()[i] for i in range(3)])
+    losses, grads = [], []
+    for loss in ("pairwise", "batch-ranking"):
+        model.zero_grad()
+        value = SiameseRanker(model, loss, margin=0.5)(batch)
+        value.backward()
+        losses.append(value.detach())
+        grads.append(model.head.weight.grad.clone())
+    torch.testing.assert_close(losses[0], losses[1])
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_evaluate_ranking_reports_per_type_and_overall():
+    model = create_model("tiny")
+    overall, per_type = evaluate_ranking(model, NoiseSets(n_refs=3), torch.device("cpu"), batch_sets=4)
+    assert overall["sets"] == 6
+    assert [row["distortion"] for row in per_type] == ["noise_a", "noise_b"]
+    assert sum(row["sets"] for row in per_type) == 6
+    assert overall["srcc"] == pytest.approx(np.mean([row["srcc"] for row in per_type]))
+    assert model.training  # restored
+
+
+@pytest.mark.parametrize("loss", ["batch-ranking", "pairwise", "triplet", "contrastive"])
+def test_training_learns_to_rank_noise_levels(tmp_path, loss):
+    config = _config(tmp_path, loss=loss, steps=40, lr=1e-2, val_every=40, margin=0.2)
+    result = train(config, NoiseSets(), NoiseSets(n_refs=3, seed=1), progress=False)
+    minimum = 0.5 if loss == "contrastive" else 0.9  # contrastive only fixes pristine-vs-distorted
+    assert result.best_srcc > minimum, result.last_val
+
+
+def test_run_folder_contents(tmp_path):
+    result = train(_config(tmp_path), NoiseSets(), NoiseSets(n_refs=2, seed=1), progress=False)
+    run = result.run_dir
+    assert {p.name for p in run.iterdir()} == {"config.json", "metrics.csv", "val_per_type.csv", "last.pt",
+                                               "best.pt", "curves.png"}
+    config = json.loads((run / "config.json").read_text())
+    assert config["backbone"] == "tiny" and config["total_steps"] == 12 and config["world_size"] == 1
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [int(r["step"]) for r in rows] == [2, 4, 6, 8, 10, 12]
+    assert [r["val_srcc"] != "" for r in rows] == [False, True, False, True, False, True]
+    payload = load_checkpoint(run / "last.pt")
+    assert payload["step"] == 12 and payload["model_config"] == {"backbone": "tiny"}
+    assert max(float(r["val_srcc"] or "-2") for r in rows) == pytest.approx(result.best_srcc, abs=1e-4)
+    assert not model_from_checkpoint(run / "best.pt").training
+
+
+def test_ctrl_c_saves_and_resume_matches_uninterrupted_run(tmp_path):
+    reference = train(_config(tmp_path / "a"), NoiseSets(), NoiseSets(n_refs=2, seed=1), progress=False)
+    interrupted = train(_config(tmp_path / "b"), NoiseSets(interrupt_after=3 * 7 + 1), NoiseSets(n_refs=2, seed=1),
+                        progress=False)
+    assert interrupted.interrupted and interrupted.step == 7
+    assert load_checkpoint(tmp_path / "b" / "run" / "last.pt")["step"] == 7
+    resumed = train(_config(tmp_path / "b", resume=True), NoiseSets(), NoiseSets(n_refs=2, seed=1), progress=False)
+    assert resumed.step == 12 and not resumed.interrupted
+    expected = load_checkpoint(reference.run_dir / "last.pt")["model_state"]
+    got = load_checkpoint(resumed.run_dir / "last.pt")["model_state"]
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=0, atol=0)
+    assert resumed.best_srcc == pytest.approx(reference.best_srcc)
+
+
+def test_existing_run_needs_resume_and_resume_refuses_changed_options(tmp_path):
+    train(_config(tmp_path, steps=2, val_every=2), NoiseSets(), None, progress=False)
+    with pytest.raises(UserError, match="already holds a run.*--resume"):
+        train(_config(tmp_path, steps=2, val_every=2), NoiseSets(), None, progress=False)
+    with pytest.raises(UserError, match="options differ from the saved run: lr"):
+        train(_config(tmp_path, steps=2, val_every=2, lr=0.5, resume=True), NoiseSets(), None, progress=False)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"pristine": None}, "exactly one of --data"),
+    ({"data": "x"}, "exactly one of --data"),
+    ({"loss": "hinge"}, "--loss must be one of"),
+    ({"batch_sets": 0}, "--batch-sets must be >= 1"),
+    ({"val_fraction": 1.0}, "--val-fraction must be in"),
+    ({"device": "tpu"}, "--device must be"),
+])
+def test_bad_config_is_a_user_error(tmp_path, overrides, message):
+    with pytest.raises(UserError, match=message):
+        _config(tmp_path, **overrides)
+
+
+def test_config_round_trip_and_unknown_keys(tmp_path):
+    config = _config(tmp_path, distortions=("gaussian_blur",))
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(UserError, match="unknown training option"):
+        TrainConfig.from_dict({**config.to_dict(), "learning_rate": 1})
