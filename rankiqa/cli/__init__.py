@@ -15,6 +15,9 @@ import click
 from rankiqa import __version__
 
 COMMANDS: dict[str, tuple[str, str]] = {
+    "score": ("rankiqa.cli.score", "Score images, folders or globs with a quality model (higher = better)."),
+    "demo": ("rankiqa.cli.demo", "Score ranked distortions of the bundled images end to end; contact sheet."),
+    "export": ("rankiqa.cli.export", "Export a model to TorchScript, ONNX or a stripped weights checkpoint."),
     "distortions": ("rankiqa.cli.distortions", "List the distortion types or draw a contact sheet."),
     "generate": ("rankiqa.cli.generate", "Generate ranked datasets (pristine + 5 levels), resumable and sharded."),
     "train": ("rankiqa.cli.train", "Siamese rank pre-training on ranked sets (resumable, multi-GPU)."),

@@ -1,0 +1,47 @@
+"""``rankiqa score``: quality scores for image files, folders and globs."""
+from __future__ import annotations
+
+import click
+
+MODEL_HELP = (
+    "'default' (the bundled model), or a backbone name for an UNTRAINED model: random score head, "
+    "random backbone, or ImageNet backbone with NAME:pretrained (e.g. efficientnet_lite0:pretrained)."
+)
+
+
+def model_options(command):
+    """--model and --weights, shared by score, demo and export."""
+    command = click.option("--weights", type=click.Path(dir_okay=False), help="A rankiqa checkpoint (.pt); overrides --model.")(command)
+    return click.option("--model", default="default", show_default=True, help=MODEL_HELP)(command)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True)
+@model_options
+@click.option("--patches", default=30, show_default=True, help="Random crops per image (the paper uses 30).")
+@click.option("--patch-size", default=224, show_default=True, help="Crop side in pixels; smaller images are upscaled to it.")
+@click.option("--aggregate", type=click.Choice(["mean", "median"]), default="mean", show_default=True, help="How patch scores become one score.")
+@click.option("--batch-size", default=32, show_default=True, help="Patches per forward pass (memory only; never changes a score).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False), help="Write the results to this file instead of the terminal.")
+@click.option("--recursive", is_flag=True, help="Also take images in sub-folders of folder arguments.")
+@click.option("--heatmap", type=click.Path(file_okay=False), help="Folder for one PNG per image: per-patch scores on a grid.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the patch positions (mixed with each image's content).")
+def score(paths, model, weights, patches, patch_size, aggregate, batch_size, fmt, output, recursive, heatmap, seed) -> None:
+    """Score images: one row per image with its score (higher = better) and spread over patches.
+
+    PATHS are image files, folders or globs ("photos/*.jpg"). Each image is scored on --patches
+    random crops at native resolution; positions are seeded by --seed and the image's pixels, so a
+    score does not depend on the file name, the batch size or the other images. Unreadable or too
+    small files are reported and skipped; the exit code is non-zero only if nothing was scored.
+
+    \b
+    Example:
+      rankiqa score photos/ --recursive --format csv --output scores.csv
+    """
+    from rankiqa.score import load_model, score_paths
+
+    scorer = load_model(weights or model, patches=patches, patch_size=patch_size, aggregate=aggregate, batch_size=batch_size, seed=seed)
+    text = score_paths(scorer, paths, recursive=recursive, fmt=fmt, heatmap_dir=heatmap, output=output, log=lambda line: click.echo(line, err=True))
+    if text:
+        click.echo(text)

@@ -1,0 +1,59 @@
+"""Export a quality model: TorchScript, ONNX, or a stripped checkpoint (model config + weights only).
+
+Every export maps float (N, 3, H, W) RGB in [0, 1] to (N,) scores, higher = better, exactly like
+the PyTorch module (normalisation included); the batch size N is free in all formats, and so are
+H and W in ONNX.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rankiqa.score import atomic_write
+
+ONNX_OPSET = 17
+
+
+def strip_checkpoint(source: str | os.PathLike | dict[str, Any], out: str | os.PathLike, half: bool = True) -> Path:
+    """Write a checkpoint holding only ``model_config`` and ``model_state`` (float tensors in fp16
+    when ``half``), loadable with ``rankiqa.models.model_from_checkpoint`` and ``weights_only=True``.
+
+    ``source`` is a training checkpoint path (e.g. a run's ``best.pt``) or a loaded payload.
+    """
+    from rankiqa.checkpoint import load_checkpoint, save_checkpoint
+    from rankiqa.models import model_from_checkpoint
+
+    payload = source if isinstance(source, dict) else load_checkpoint(source)
+    model = model_from_checkpoint(payload)
+    state = {
+        key: (value.half() if half and value.is_floating_point() else value).clone()
+        for key, value in model.state_dict().items()
+    }
+    save_checkpoint(out, {"model_config": dict(model.config), "model_state": state})
+    return Path(out)
+
+
+def export_model(module: torch.nn.Module, fmt: str, out: str | os.PathLike, patch_size: int = 224) -> Path:
+    """Write ``module`` (put in eval mode) as ``torchscript`` (traced) or ``onnx`` (opset 17) to ``out``.
+
+    The trace uses a (2, 3, patch_size, patch_size) example; outputs match the module within float
+    rounding. Use ``strip_checkpoint`` for the ``weights`` format.
+    """
+    if fmt not in ("torchscript", "onnx"):
+        raise ValueError(f"format must be torchscript or onnx, got {fmt!r}")
+    module = module.eval()
+    example = torch.rand(2, 3, patch_size, patch_size, generator=torch.Generator().manual_seed(0))
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        if fmt == "torchscript":
+            traced = torch.jit.trace(module, example)
+            return atomic_write(out, lambda tmp: torch.jit.save(traced, tmp))
+        axes = {"images": {0: "batch", 2: "height", 3: "width"}, "scores": {0: "batch"}}
+        return atomic_write(out, lambda tmp: torch.onnx.export(
+            module, (example,), tmp, input_names=["images"], output_names=["scores"],
+            dynamic_axes=axes, opset_version=ONNX_OPSET, dynamo=False,
+        ))

@@ -1,0 +1,457 @@
+"""Score images with a quality model: seeded patches -> per-patch scores -> one score per image.
+
+Protocol (RankIQA's test protocol): an image is scored on ``patches`` crops of ``patch_size`` pixels
+at native resolution; the image score is the mean (or median) of the patch scores, higher = better,
+on the model's own scale. Images whose short side is below ``patch_size`` are first resized
+(aspect kept) so that the short side equals ``patch_size``; images with a side below ``MIN_SIDE``
+pixels are rejected as too small.
+
+Reproducibility: patch positions are drawn from a generator seeded by ``seed`` and a hash of the
+image *content* (its pixels and shape), never its file name, so the same image scores the same
+under any name, any batch size, and whatever other images it is scored with (the model runs in
+eval mode). Only the patches are ever converted to float: a large photo costs its uint8 pixels
+plus ``batch_size`` float patches.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+from PIL import Image
+
+from rankiqa.errors import UserError
+
+MIN_SIDE = 32
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"})
+AGGREGATES = ("mean", "median")
+ASSETS = Path(__file__).resolve().parent / "assets"
+DEFAULT_WEIGHTS = ASSETS / "default.pt"
+MAX_GRID_CELLS = 12
+HEATMAP_LONG_SIDE = 768
+
+
+def as_rgb(image: Any) -> np.ndarray:
+    """A uint8 (H, W, 3) RGB array from a uint8 array ((H, W) gray or (H, W, 3)) or a PIL image."""
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGB"))
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a path, a PIL image or a uint8 numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise TypeError(f"image array must have dtype uint8, got {image.dtype}")
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image array must have shape (H, W, 3) or (H, W), got {image.shape}")
+    height, width = image.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise ValueError(f"image is too small to score: {width}x{height} pixels, need at least {MIN_SIDE} on each side")
+    return image
+
+
+def fit_to_patch(image: np.ndarray, patch_size: int) -> np.ndarray:
+    """``image`` unchanged when both sides are >= ``patch_size``, else resized so the short side equals it."""
+    height, width = image.shape[:2]
+    short = min(height, width)
+    if short >= patch_size:
+        return image
+    scale = patch_size / short
+    size = (max(patch_size, round(width * scale)), max(patch_size, round(height * scale)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC))
+
+
+def content_seed(image: np.ndarray, seed: int) -> int:
+    """A 63-bit seed from ``seed`` and the image's pixels and shape (stable across runs and machines)."""
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(f"{int(seed)}:{image.shape}".encode())
+    digest.update(memoryview(np.ascontiguousarray(image)).cast("B"))
+    return int.from_bytes(digest.digest(), "little") >> 1
+
+
+def patch_positions(shape: tuple[int, ...], patches: int, patch_size: int, seed: int) -> np.ndarray:
+    """(patches, 2) int array of top-left (row, column) corners, uniform over the valid range."""
+    height, width = shape[:2]
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, height - patch_size + 1, size=patches)
+    cols = rng.integers(0, width - patch_size + 1, size=patches)
+    return np.stack([rows, cols], axis=1)
+
+
+def grid_positions(shape: tuple[int, ...], patch_size: int, max_cells: int = MAX_GRID_CELLS) -> np.ndarray:
+    """(rows*cols, 2) top-left corners of a regular grid of patches covering the image, row-major.
+
+    Up to ``max_cells`` patches per side, evenly spaced from edge to edge (overlapping or with gaps).
+    """
+    height, width = shape[:2]
+    rows = np.linspace(0, height - patch_size, min(max_cells, -(-height // patch_size))).round().astype(int)
+    cols = np.linspace(0, width - patch_size, min(max_cells, -(-width // patch_size))).round().astype(int)
+    return np.stack(np.meshgrid(rows, cols, indexing="ij"), axis=-1).reshape(-1, 2)
+
+
+def crop_patches(image: np.ndarray, positions: np.ndarray, patch_size: int) -> np.ndarray:
+    """(N, P, P, 3) uint8 crops of ``image`` at ``positions`` (views copied into one small array)."""
+    return np.stack([image[r : r + patch_size, c : c + patch_size] for r, c in positions])
+
+
+def forward_patches(module, patches: np.ndarray, batch_size: int) -> np.ndarray:
+    """Model scores (float64, shape (N,)) of uint8 (N, P, P, 3) patches, ``batch_size`` at a time."""
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(patches), batch_size):
+            nhwc = torch.from_numpy(patches[start : start + batch_size]).float().div_(255)
+            batch = nhwc.permute(0, 3, 1, 2)  # a channels-last view: no copy, the fast layout on CPU
+            out.append(module(batch).reshape(-1).double().numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def inference_copy(module):
+    """A copy of ``module`` for fast CPU inference: eval mode, each Conv2d->BatchNorm2d pair in an
+    ``nn.Sequential`` folded into one convolution, weights in channels-last layout.
+
+    Scores equal the original's up to float rounding (~1e-6 relative); ``module`` is untouched.
+    """
+    import copy
+
+    import torch
+    from torch import nn
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    fast = copy.deepcopy(module).eval()
+    for sequence in fast.modules():
+        if isinstance(sequence, nn.Sequential):
+            for i in range(len(sequence) - 1):
+                if isinstance(sequence[i], nn.Conv2d) and isinstance(sequence[i + 1], nn.BatchNorm2d):
+                    sequence[i] = fuse_conv_bn_eval(sequence[i], sequence[i + 1])
+                    sequence[i + 1] = nn.Identity()
+    return fast.to(memory_format=torch.channels_last)
+
+
+def score_image(
+    module, image_uint8: np.ndarray, patches: int = 30, patch_size: int = 224, seed: int = 0, batch_size: int = 32
+) -> tuple[float, float, np.ndarray]:
+    """Score one image: (mean, std, per_patch) over ``patches`` seeded crops, higher = better.
+
+    ``module`` maps float (N, 3, P, P) RGB in [0, 1] to (N,) scores and must be in eval mode;
+    std is the population standard deviation of the per-patch scores.
+    """
+    per_patch = forward_patches(module, _seeded_patches(image_uint8, patches, patch_size, seed), batch_size)
+    return float(per_patch.mean()), float(per_patch.std()), per_patch
+
+
+def _seeded_patches(image: Any, patches: int, patch_size: int, seed: int) -> np.ndarray:
+    rgb = fit_to_patch(as_rgb(image), patch_size)
+    positions = patch_positions(rgb.shape, patches, patch_size, content_seed(rgb, seed))
+    return crop_patches(rgb, positions, patch_size)
+
+
+@dataclass
+class ImageScore:
+    """The result for one input: ``score`` (higher = better) and ``spread`` (std over patches), or ``error``."""
+
+    path: str
+    score: float | None = None
+    spread: float | None = None
+    per_patch: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    error: str | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        """path, score, spread, patches as plain Python values (for csv/json)."""
+        return {"path": self.path, "score": self.score, "spread": self.spread, "patches": len(self.per_patch)}
+
+
+def read_for_scoring(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file to uint8 RGB (EXIF orientation applied); ``UserError`` naming the file otherwise."""
+    from rankiqa.imageio import read_rgb
+
+    rgb = read_rgb(path)
+    try:
+        return as_rgb(rgb)
+    except ValueError as exc:
+        raise UserError(f"{path}: {exc}") from None
+
+
+@dataclass
+class Scorer:
+    """A quality model plus its scoring protocol. ``score`` returns floats, higher = better.
+
+    ``module``: the ``torch.nn.Module`` (kept in eval mode); ``patches``: crops per image;
+    ``patch_size``: crop side in pixels; ``aggregate``: "mean" or "median" of patch scores;
+    ``batch_size``: patches per forward pass (memory only, never changes a score); ``seed``: patch seed.
+    Scores are computed with ``inference_copy(module)``, made once when the scorer is created.
+    """
+
+    module: Any
+    patches: int = 30
+    patch_size: int = 224
+    aggregate: str = "mean"
+    batch_size: int = 32
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("patches", "patch_size", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.aggregate not in AGGREGATES:
+            raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {self.aggregate!r}")
+        self.module.eval()
+        self._fast = inference_copy(self.module)
+
+    def score(self, x: Any) -> float | list[float]:
+        """Score a path, a PIL image or a uint8 array (one float), or a list/tuple of them (a list)."""
+        if isinstance(x, (list, tuple)):
+            return [self.score(item) for item in x]
+        image = read_for_scoring(x) if isinstance(x, (str, os.PathLike)) else x
+        return self._aggregate(self.per_patch(image))
+
+    def per_patch(self, image: Any) -> np.ndarray:
+        """The (patches,) float64 scores of one image's seeded crops."""
+        return forward_patches(self._fast, _seeded_patches(image, self.patches, self.patch_size, self.seed), self.batch_size)
+
+    def score_files(self, paths: Iterable[str | os.PathLike]) -> Iterator[ImageScore]:
+        """One ``ImageScore`` per path, in order; unreadable or too small files carry an ``error``.
+
+        Patches of consecutive images share forward passes of up to ``batch_size`` patches.
+        """
+        queue: list[tuple[ImageScore, np.ndarray]] = []
+        pending = 0
+        for path in paths:
+            result = ImageScore(str(path))
+            try:
+                crops = _seeded_patches(read_for_scoring(path), self.patches, self.patch_size, self.seed)
+            except (UserError, ValueError, TypeError) as exc:
+                result.error = str(exc).removeprefix(f"{path}: ")
+                crops = np.zeros((0, self.patch_size, self.patch_size, 3), np.uint8)
+            queue.append((result, crops))
+            pending += len(crops)
+            if pending >= self.batch_size:
+                yield from self._flush(queue)
+                queue, pending = [], 0
+        yield from self._flush(queue)
+
+    def _flush(self, queue: list[tuple[ImageScore, np.ndarray]]) -> Iterator[ImageScore]:
+        if not queue:
+            return
+        scores = forward_patches(self._fast, np.concatenate([crops for _, crops in queue]), self.batch_size)
+        start = 0
+        for result, crops in queue:
+            if result.error is None:
+                result.per_patch = scores[start : start + len(crops)]
+                result.score = self._aggregate(result.per_patch)
+                result.spread = float(result.per_patch.std())
+            start += len(crops)
+            yield result
+
+    def _aggregate(self, per_patch: np.ndarray) -> float:
+        return float(np.median(per_patch) if self.aggregate == "median" else per_patch.mean())
+
+    def grid_scores(self, image: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(resized image, grid positions, per-cell scores) on a regular patch grid, for heat maps."""
+        rgb = fit_to_patch(as_rgb(image), self.patch_size)
+        positions = grid_positions(rgb.shape, self.patch_size)
+        return rgb, positions, forward_patches(self._fast, crop_patches(rgb, positions, self.patch_size), self.batch_size)
+
+
+def heatmap_overlay(image: np.ndarray, positions: np.ndarray, scores: np.ndarray, patch_size: int) -> np.ndarray:
+    """A uint8 RGB picture: the image with each grid cell tinted by its score and labelled with it.
+
+    Colours run red (lowest score in this image, worst) to green (highest, best); the patches are
+    scored at full resolution, the picture is downscaled to a long side of at most 768 px.
+    """
+    import cv2
+    from matplotlib import colormaps
+
+    height, width = image.shape[:2]
+    scale = min(1.0, HEATMAP_LONG_SIDE / max(height, width))
+    canvas = cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+    low, high = float(scores.min()), float(scores.max())
+    normalised = (scores - low) / (high - low) if high > low else np.full_like(scores, 0.5)
+    colours = (colormaps["RdYlGn"](normalised)[:, :3] * 255).astype(np.float32)
+    tint = np.zeros(canvas.shape, np.float32)
+    weight = np.zeros(canvas.shape[:2], np.float32)
+    cell = max(1, round(patch_size * scale))
+    for (row, col), colour in zip(np.round(positions * scale).astype(int), colours):
+        tint[row : row + cell, col : col + cell] += colour
+        weight[row : row + cell, col : col + cell] += 1
+    covered = weight > 0
+    tint[covered] /= weight[covered][:, None]
+    blended = canvas.astype(np.float32)
+    blended[covered] = 0.55 * blended[covered] + 0.45 * tint[covered]
+    out = blended.round().astype(np.uint8)
+    for (row, col), value in zip(np.round(positions * scale).astype(int), scores):
+        centre = (col + cell // 2 - 20, row + cell // 2 + 5)
+        cv2.putText(out, f"{value:.2f}", centre, cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(out, f"{value:.2f}", centre, cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def expand_paths(inputs: Sequence[str], recursive: bool = False) -> tuple[list[Path], list[ImageScore]]:
+    """Image files from files, folders (image suffixes only; sub-folders with ``recursive``) and globs.
+
+    Returns (files in input order without duplicates, one ``ImageScore`` with an error per input
+    that matched nothing).
+    """
+    files: dict[Path, None] = {}
+    missing: list[ImageScore] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            found = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                missing.append(ImageScore(item, error="folder holds no image files" + ("" if recursive else " (try --recursive)")))
+        elif path.exists():
+            found = [path]
+        elif glob.has_magic(item):
+            found = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            if not found:
+                missing.append(ImageScore(item, error="no file matches this pattern"))
+        else:
+            found = []
+            missing.append(ImageScore(item, error="file not found"))
+        files.update(dict.fromkeys(found))
+    return list(files), missing
+
+
+def load_model(name_or_checkpoint: str | os.PathLike = "default", **options: Any) -> Scorer:
+    """A ``Scorer`` for ``"default"`` (the bundled model), a checkpoint path, or a backbone name.
+
+    A backbone name (see ``rankiqa.models.list_backbones()``) gives an untrained model (random
+    score head); append ``:pretrained`` for an ImageNet-initialised backbone, e.g.
+    ``"efficientnet_lite0:pretrained"``. ``options`` are ``Scorer`` fields (patches, patch_size,
+    aggregate, batch_size, seed).
+    """
+    return Scorer(load_module(name_or_checkpoint), **options)
+
+
+def load_module(name_or_checkpoint: str | os.PathLike = "default"):
+    """The ``torch.nn.Module`` (eval mode) behind ``load_model``; ``UserError`` with the reason otherwise."""
+    from rankiqa import models
+
+    name = str(name_or_checkpoint)
+    if name == "default":
+        if not DEFAULT_WEIGHTS.is_file():
+            raise UserError(
+                f"the default weights are not bundled in this build ({DEFAULT_WEIGHTS} is missing); "
+                "train them with benchmarks/train_default.sh, or pass a checkpoint with --weights"
+            )
+        return models.model_from_checkpoint(DEFAULT_WEIGHTS).eval()
+    backbone, _, suffix = name.partition(":")
+    if backbone in models.list_backbones() and suffix in ("", "pretrained"):
+        return models.create_model(backbone, pretrained=suffix == "pretrained").eval()
+    if Path(name).is_file():
+        return models.model_from_checkpoint(name).eval()
+    raise UserError(
+        f"model {name!r}: not 'default', not a checkpoint file, and not a backbone "
+        f"(known: {', '.join(models.list_backbones())}, optionally with ':pretrained')"
+    )
+
+
+def format_results(results: Sequence[ImageScore], fmt: str = "table") -> str:
+    """Scored images as ``table`` (aligned text), ``csv`` (path,score,spread,patches) or ``json`` (a list)."""
+    rows = [result.as_row() for result in results]
+    if fmt == "json":
+        import json
+
+        return json.dumps(rows, indent=2)
+    if fmt == "csv":
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=["path", "score", "spread", "patches"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({**row, "score": f"{row['score']:.6f}", "spread": f"{row['spread']:.6f}"} for row in rows)
+        return buffer.getvalue().rstrip("\n")
+    if fmt != "table":
+        raise ValueError(f"format must be table, csv or json, got {fmt!r}")
+    width = max([4, *(len(row["path"]) for row in rows)])
+    lines = [f"{'path'.ljust(width)}  {'score':>10}  {'spread':>8}"]
+    lines += [f"{row['path'].ljust(width)}  {row['score']:>10.4f}  {row['spread']:>8.4f}" for row in rows]
+    return "\n".join(lines)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Call ``write(temporary_path)`` for a temporary file next to ``path``, then rename it to ``path``."""
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (plus a final newline) to ``path`` atomically."""
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+
+
+def write_heatmap(scorer: Scorer, path: str | os.PathLike, out_dir: str | os.PathLike, taken: set[str]) -> Path:
+    """Write ``<out_dir>/<stem>.heatmap.png`` (``-2``, ``-3``... when the stem is in ``taken``) for one file."""
+    from rankiqa.imageio import write_image
+
+    stem = Path(path).stem
+    name, counter = f"{stem}.heatmap.png", 1
+    while name in taken:
+        counter += 1
+        name = f"{stem}-{counter}.heatmap.png"
+    taken.add(name)
+    rgb, positions, scores = scorer.grid_scores(read_for_scoring(path))
+    target = Path(out_dir) / name
+    write_image(target, heatmap_overlay(rgb, positions, scores, scorer.patch_size))
+    return target
+
+
+def score_paths(
+    scorer: Scorer,
+    inputs: Sequence[str],
+    *,
+    recursive: bool = False,
+    fmt: str = "table",
+    heatmap_dir: str | os.PathLike | None = None,
+    output: str | os.PathLike | None = None,
+    log=print,
+) -> str:
+    """Score files/folders/globs, report skipped ones through ``log``, return or write the formatted rows.
+
+    With ``output`` the rows are written there atomically and "" is returned. Raises ``UserError``
+    when no image could be scored.
+    """
+    from tqdm import tqdm
+
+    files, skipped = expand_paths(inputs, recursive=recursive)
+    scored: list[ImageScore] = []
+    taken: set[str] = set()
+    show_bar = len(files) > 1 and any(not Path(item).is_file() for item in inputs)
+    for result in tqdm(scorer.score_files(files), total=len(files), unit="img", disable=None if show_bar else True, leave=False):
+        if result.error is None:
+            scored.append(result)
+            if heatmap_dir is not None:
+                write_heatmap(scorer, result.path, heatmap_dir, taken)
+        else:
+            skipped.append(result)
+    for result in skipped:
+        log(f"skipped {result.path}: {result.error}")
+    if not scored:
+        raise UserError(f"no image could be scored ({len(skipped)} input(s) skipped, reasons above)")
+    if skipped:
+        log(f"scored {len(scored)} image(s), skipped {len(skipped)}")
+    text = format_results(scored, fmt)
+    if output is None:
+        return text
+    write_text_atomic(output, text)
+    log(f"wrote {len(scored)} row(s) to {output}")
+    return ""

@@ -1,0 +1,87 @@
+"""Export: TorchScript and ONNX outputs equal the PyTorch model; stripped checkpoints reload."""
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+from click.testing import CliRunner
+
+from rankiqa.checkpoint import load_checkpoint, save_checkpoint
+from rankiqa.cli import cli
+from rankiqa.export import export_model, strip_checkpoint
+from rankiqa.models import create_model, model_from_checkpoint
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+
+
+def _trained_like(backbone: str) -> torch.nn.Module:
+    """A model whose BatchNorm statistics are not the identity (as after training)."""
+    torch.manual_seed(0)
+    model = create_model(backbone)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    model = _trained_like("tiny")
+    path = tmp_path / "run" / "best.pt"
+    save_checkpoint(path, {"model_config": model.config, "model_state": model.state_dict(), "step": 7, "optimizer_state": {}})
+    return path
+
+
+def _inputs(batch: int, size: int) -> torch.Tensor:
+    return torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(batch + size))
+
+
+def _check_exports(model: torch.nn.Module, tmp_path, patch_size: int, sizes: list[tuple[int, int]]) -> None:
+    script = torch.jit.load(str(export_model(model, "torchscript", tmp_path / "m.ts", patch_size=patch_size)))
+    session = onnxruntime.InferenceSession(str(export_model(model, "onnx", tmp_path / "m.onnx", patch_size=patch_size)))
+    for batch, size in sizes:
+        x = _inputs(batch, size)
+        with torch.no_grad():
+            expected = model(x).numpy()
+            from_script = script(x).numpy()
+        from_onnx = session.run(["scores"], {"images": x.numpy()})[0]
+        assert from_onnx.shape == expected.shape == (batch,)
+        np.testing.assert_allclose(from_script, expected, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(from_onnx, expected, atol=1e-4, rtol=0)
+
+
+def test_torchscript_and_onnx_match_pytorch_tiny(tmp_path):
+    _check_exports(_trained_like("tiny"), tmp_path, 32, [(2, 32), (5, 32), (1, 48)])
+
+
+@pytest.mark.slow
+def test_torchscript_and_onnx_match_pytorch_efficientnet_lite0(tmp_path):
+    _check_exports(_trained_like("efficientnet_lite0"), tmp_path, 224, [(3, 224)])
+
+
+@pytest.mark.parametrize("half", [True, False])
+def test_strip_keeps_only_config_and_weights(tmp_path, tiny_checkpoint, half):
+    out = strip_checkpoint(tiny_checkpoint, tmp_path / "default.pt", half=half)
+    payload = load_checkpoint(out)
+    assert sorted(payload) == ["model_config", "model_state"]
+    dtype = torch.float16 if half else torch.float32
+    assert all(t.dtype == dtype for t in payload["model_state"].values() if t.is_floating_point())
+    original = model_from_checkpoint(tiny_checkpoint)
+    stripped = model_from_checkpoint(out)
+    x = _inputs(4, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(stripped(x), original(x), atol=1e-2 if half else 0.0, rtol=1e-2 if half else 0.0)
+    assert out.stat().st_size < tiny_checkpoint.stat().st_size
+
+
+def test_cli_exports_each_format(tmp_path, tiny_checkpoint):
+    runner = CliRunner()
+    for fmt, name in [("torchscript", "m.ts"), ("onnx", "m.onnx"), ("weights", "w.pt")]:
+        result = runner.invoke(cli, ["export", "--weights", str(tiny_checkpoint), "--format", fmt, "--out", str(tmp_path / name), "--patch-size", "32"])
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / name).stat().st_size > 0
+    result = runner.invoke(cli, ["export", "--model", "tiny", "--format", "weights", "--out", str(tmp_path / "t.pt")])
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(tmp_path / "t.pt")["model_config"] == {"backbone": "tiny"}

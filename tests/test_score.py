@@ -1,0 +1,217 @@
+"""Scoring: patch protocol against hand references, determinism, bad files, CLI, default model."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+import rankiqa
+from rankiqa.checkpoint import save_checkpoint
+from rankiqa.cli import cli
+from rankiqa.errors import UserError
+from rankiqa.models import create_model
+from rankiqa.score import (
+    DEFAULT_WEIGHTS,
+    Scorer,
+    content_seed,
+    crop_patches,
+    expand_paths,
+    fit_to_patch,
+    grid_positions,
+    inference_copy,
+    patch_positions,
+    score_image,
+)
+
+PATCH = 32
+
+
+@pytest.fixture
+def tiny_module() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return create_model("tiny").eval()
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path, tiny_module):
+    path = tmp_path / "tiny.pt"
+    save_checkpoint(path, {"model_config": tiny_module.config, "model_state": tiny_module.state_dict()})
+    return path
+
+
+def _image(seed: int, height: int = 70, width: int = 90) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(_image(i)).save(folder / f"img{i}.png")
+    Image.fromarray(_image(9)).save(folder / "sub" / "deep.png")
+    return folder
+
+
+def test_score_image_matches_a_hand_computed_reference(tiny_module):
+    image = _image(1)
+    mean, std, per_patch = score_image(tiny_module, image, patches=7, patch_size=PATCH, seed=3)
+    positions = patch_positions(image.shape, 7, PATCH, content_seed(image, 3))
+    expected = []
+    for row, col in positions:
+        crop = image[row : row + PATCH, col : col + PATCH].astype(np.float32) / 255
+        with torch.no_grad():
+            expected.append(tiny_module(torch.from_numpy(crop).permute(2, 0, 1)[None]).item())
+    np.testing.assert_allclose(per_patch, expected, rtol=1e-5, atol=1e-6)
+    assert mean == pytest.approx(np.mean(expected), abs=1e-6)
+    assert std == pytest.approx(np.std(expected), abs=1e-6)
+
+
+def test_patch_positions_are_in_range_and_cover_the_valid_area():
+    positions = patch_positions((70, 90, 3), 2000, PATCH, seed=5)
+    assert positions[:, 0].min() == 0 and positions[:, 0].max() == 70 - PATCH
+    assert positions[:, 1].min() == 0 and positions[:, 1].max() == 90 - PATCH
+    crops = crop_patches(_image(0), positions[:4], PATCH)
+    assert crops.shape == (4, PATCH, PATCH, 3) and crops.dtype == np.uint8
+
+
+def test_positions_follow_content_and_seed_not_name():
+    image = _image(2)
+    assert content_seed(image, 0) == content_seed(image.copy(), 0)
+    assert content_seed(image, 0) != content_seed(image, 1)
+    changed = image.copy()
+    changed[0, 0, 0] ^= 1
+    assert content_seed(image, 0) != content_seed(changed, 0)
+
+
+def test_grid_covers_the_image_edge_to_edge():
+    positions = grid_positions((100, 230, 3), PATCH)
+    assert positions.shape == (4 * 8, 2)
+    assert tuple(positions[0]) == (0, 0) and tuple(positions[-1]) == (100 - PATCH, 230 - PATCH)
+    assert len(grid_positions((5000, 5000, 3), PATCH, max_cells=12)) == 144
+
+
+def test_small_images_are_upscaled_and_tiny_ones_rejected(tiny_module):
+    assert fit_to_patch(_image(0, 40, 100), 224).shape == (224, 560, 3)
+    assert fit_to_patch(_image(0, 300, 400), 224).shape == (300, 400, 3)
+    scorer = Scorer(tiny_module, patches=3, patch_size=PATCH)
+    with pytest.raises(ValueError, match="too small"):
+        scorer.score(_image(0, 20, 300))
+
+
+def test_score_accepts_path_pil_array_and_list(tmp_path, tiny_module):
+    image = _image(4)
+    Image.fromarray(image).save(tmp_path / "a.png")
+    scorer = Scorer(tiny_module, patches=5, patch_size=PATCH)
+    by_array = scorer.score(image)
+    assert isinstance(by_array, float)
+    assert scorer.score(tmp_path / "a.png") == by_array
+    assert scorer.score(str(tmp_path / "a.png")) == by_array
+    assert scorer.score(Image.fromarray(image)) == by_array
+    assert scorer.score([image, image[:, :, 0]]) == [by_array, scorer.score(np.repeat(image[:, :, :1], 3, axis=2))]
+    with pytest.raises(TypeError):
+        scorer.score(image.astype(np.float32))
+
+
+def test_scores_do_not_depend_on_batch_size_or_neighbours(image_folder, tiny_module):
+    files = sorted(image_folder.glob("*.png"))
+    one = [r.score for r in Scorer(tiny_module, patches=6, patch_size=PATCH, batch_size=1).score_files(files)]
+    many = [r.score for r in Scorer(tiny_module, patches=6, patch_size=PATCH, batch_size=64).score_files(files)]
+    alone = Scorer(tiny_module, patches=6, patch_size=PATCH, batch_size=7).score_files(files[1:2])
+    np.testing.assert_allclose(one, many, rtol=1e-5)
+    assert next(alone).score == pytest.approx(one[1], rel=1e-5)
+
+
+def test_median_aggregate_and_spread(tiny_module):
+    image = _image(6)
+    scorer = Scorer(tiny_module, patches=9, patch_size=PATCH, aggregate="median")
+    per_patch = scorer.per_patch(image)
+    assert scorer.score(image) == pytest.approx(float(np.median(per_patch)))
+    with pytest.raises(ValueError, match="aggregate"):
+        Scorer(tiny_module, aggregate="max")
+    with pytest.raises(ValueError, match="patches"):
+        Scorer(tiny_module, patches=0)
+
+
+def test_inference_copy_folds_batchnorm_without_changing_scores():
+    torch.manual_seed(1)
+    module = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(0),
+    )
+    bn = module[1]
+    bn.running_mean.uniform_(-1, 1)
+    bn.running_var.uniform_(0.5, 2)
+    bn.weight.data.uniform_(0.5, 2)
+    module.eval()
+    fast = inference_copy(module)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    assert isinstance(module[1], torch.nn.BatchNorm2d)
+    x = torch.rand(4, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), module(x), rtol=1e-5, atol=1e-5)
+
+
+def test_expand_paths_folders_globs_and_missing(image_folder):
+    files, missing = expand_paths([str(image_folder)])
+    assert [f.name for f in files] == ["img0.png", "img1.png", "img2.png"]
+    files, _ = expand_paths([str(image_folder)], recursive=True)
+    assert len(files) == 4
+    files, missing = expand_paths([str(image_folder / "img*.png"), str(image_folder / "img0.png"), "/no/such.png", str(image_folder / "x*.jpg")])
+    assert len(files) == 3
+    assert [m.error for m in missing] == ["file not found", "no file matches this pattern"]
+
+
+def test_cli_scores_a_folder_and_skips_bad_files(image_folder, tiny_checkpoint, tmp_path):
+    (image_folder / "broken.jpg").write_bytes(b"not an image")
+    Image.fromarray(_image(0, 10, 10)).save(image_folder / "small.png")
+    out = tmp_path / "scores.csv"
+    heat = tmp_path / "heat"
+    args = ["score", str(image_folder), "--weights", str(tiny_checkpoint), "--patches", "4", "--patch-size", str(PATCH),
+            "--format", "csv", "--output", str(out), "--heatmap", str(heat)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "broken.jpg: not a readable image" in result.output
+    assert "small.png: image is too small" in result.output
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [r["path"].rsplit("/", 1)[1] for r in rows] == ["img0.png", "img1.png", "img2.png"]
+    scorer = rankiqa.load_model(tiny_checkpoint, patches=4, patch_size=PATCH)
+    assert float(rows[0]["score"]) == pytest.approx(scorer.score(image_folder / "img0.png"), abs=1e-6)
+    assert sorted(p.name for p in heat.iterdir()) == ["img0.heatmap.png", "img1.heatmap.png", "img2.heatmap.png"]
+
+    json_result = CliRunner().invoke(cli, [*args[:-6], "--format", "json"])
+    assert [row["patches"] for row in json.loads(json_result.stdout)] == [4, 4, 4]
+
+
+def test_cli_fails_only_when_nothing_is_scored(tmp_path, tiny_checkpoint):
+    (tmp_path / "bad.png").write_bytes(b"broken")
+    result = CliRunner().invoke(cli, ["score", str(tmp_path / "bad.png"), "--weights", str(tiny_checkpoint)])
+    assert result.exit_code != 0
+    assert "no image could be scored" in str(result.exception)
+
+
+def test_unknown_model_name_is_a_user_error():
+    with pytest.raises(UserError, match="not a backbone"):
+        rankiqa.load_model("resnet51")
+
+
+def test_backbone_names_give_an_untrained_model():
+    scorer = rankiqa.load_model("tiny", patches=2, patch_size=PATCH)
+    assert scorer.module.config["backbone"] == "tiny"
+    assert isinstance(scorer.score(_image(0)), float)
+
+
+def test_default_model_is_bundled_or_clearly_missing():
+    if DEFAULT_WEIGHTS.is_file():
+        scorer = rankiqa.load_model("default")
+        assert isinstance(scorer.module, torch.nn.Module)
+        assert DEFAULT_WEIGHTS.stat().st_size <= 20 * 2**20
+    else:
+        with pytest.raises(UserError, match="default weights are not bundled in this build"):
+            rankiqa.load_model("default")
