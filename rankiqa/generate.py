@@ -52,6 +52,7 @@ from rankiqa.imageio import (
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pnm")
 OUTPUT_FORMATS = ("png", "bmp", "jpg")
 JPEG_QUALITY = 95
+PNG_COMPRESS_LEVEL = 1  # zlib level: lossless either way; 1 writes ~3x faster than 6 for ~30% more bytes
 MANIFEST_COLUMNS = ("path", "reference", "distortion", "level", "seed", "width", "height")
 SKIPPED_COLUMNS = ("path", "reason")
 PROGRESS_DIR = ".progress"
@@ -225,8 +226,8 @@ def _init_worker() -> None:
 
 
 def _save(path: Path, image, image_format: str) -> None:
-    options = {"quality": JPEG_QUALITY, "subsampling": 0} if image_format == "jpg" else {}
-    write_image(path, image, **options)
+    options = {"png": {"compress_level": PNG_COMPRESS_LEVEL}, "jpg": {"quality": JPEG_QUALITY, "subsampling": 0}}
+    write_image(path, image, **options.get(image_format, {}))
 
 
 def _process_reference(task: _Task) -> _Outcome:
