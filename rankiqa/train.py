@@ -40,13 +40,14 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from rankiqa.checkpoint import load_checkpoint, save_checkpoint
 from rankiqa.errors import UserError
 from rankiqa.losses import batch_ranking_loss, pairwise_ranking_loss, ranked_contrastive_loss, ranked_triplet_loss
-from rankiqa.models import create_model
+from rankiqa.models import create_model, get_backbone
 
 LOSSES = ("batch-ranking", "pairwise", "contrastive", "triplet")
 SCHEDULES = ("cosine", "constant")
 DEFAULT_STEPS = 1000
 # options that may differ between a run and its --resume (they do not change the result)
 RESUMABLE_CHANGES = frozenset({"resume", "workers", "device", "threads"})
+CURVES_EVERY_S = 60.0  # redraw curves.png at checkpoints at most this often (matplotlib costs ~1 s)
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class TrainConfig:
             raise UserError("give exactly one of --data (a generated folder) or --pristine (a folder of photos)")
         if self.val_data is not None and self.val_pristine is not None:
             raise UserError("give at most one of --val-data or --val-pristine")
+        get_backbone(self.backbone)
         if self.loss not in LOSSES:
             raise UserError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.schedule not in SCHEDULES:
@@ -513,6 +515,7 @@ def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Datase
     window_loss, window_steps, window_time, train_time, trained_steps = 0.0, 0, 0.0, 0.0, 0
     last_val: dict[str, float] = {}
     interrupted = False
+    last_plot = time.monotonic()
     ranker.train()
     tick = time.perf_counter()
     try:
@@ -548,12 +551,15 @@ def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Datase
                     _write_csv(run_dir / "metrics.csv", METRIC_COLUMNS, metrics)
             if checkpoint_now:
                 save(last_path)
-                if info.is_main:
+                if info.is_main and (step == total_steps or time.monotonic() - last_plot > CURVES_EVERY_S):
                     plot_curves(metrics, run_dir / "curves.png")
+                    last_plot = time.monotonic()
             tick = time.perf_counter()
     except KeyboardInterrupt:
         interrupted = True
         save(last_path)
+        if info.is_main:
+            plot_curves(metrics, run_dir / "curves.png")
         bar.write(f"interrupted: saved {last_path} at step {step}; continue with --resume")
     finally:
         bar.close()
