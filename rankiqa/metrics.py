@@ -18,7 +18,7 @@ import numpy as np
 from scipy import optimize, stats
 
 LOGISTIC_PARAMS = (4, 5)
-MAX_FUNCTION_EVALS = 20000
+MAX_FUNCTION_EVALS = 2000
 
 
 def logistic5(x: np.ndarray, b1: float, b2: float, b3: float, b4: float, b5: float) -> np.ndarray:
@@ -102,7 +102,7 @@ def fit_logistic(pred, mos, n_params: int = 5) -> LogisticFit:
       ``b2 = 1/std(pred)``, ``b3 = mean(pred)``, ``b4 = 0``, ``b5 = mean(mos)``;
       4 parameters: ``b1, b2 = max(mos), min(mos)`` (swapped when the correlation is negative),
       ``b3 = mean(pred)``, ``b4 = std(pred)``.
-    Solver: ``scipy.optimize.curve_fit`` (Levenberg-Marquardt), at most 20000 evaluations.
+    Solver: ``scipy.optimize.curve_fit`` (Levenberg-Marquardt), at most 2000 function evaluations.
     Fallback: if the fit raises, gives non-finite values or fits worse than a straight line,
     a least-squares straight line is used instead, ``converged=False`` and a ``RuntimeWarning``
     is issued (PLCC after a linear map equals the raw PLCC).
@@ -129,13 +129,23 @@ def fit_logistic(pred, mos, n_params: int = 5) -> LogisticFit:
     return fit
 
 
-def plcc_logistic(pred, mos, n_params: int = 5) -> float:
-    """Pearson correlation in [-1, 1] between logistic-mapped predictions and MOS (VQEG protocol)."""
-    pred, mos = _validate(pred, mos, min_length=n_params + 1)
-    mapped = fit_logistic(pred, mos, n_params)(pred)
+def _signed_plcc(pred: np.ndarray, mapped: np.ndarray, mos: np.ndarray) -> float:
+    """PLCC of the mapped scores, negated when the mapping decreases with ``pred`` (a backwards model)."""
     if np.ptp(mapped) == 0:
-        raise ValueError("logistic mapping collapsed to a constant: PLCC is undefined")
-    return float(stats.pearsonr(mapped, mos).statistic)
+        return float("nan")
+    direction = 1.0 if stats.pearsonr(pred, mapped).statistic >= 0 else -1.0
+    return direction * float(stats.pearsonr(mapped, mos).statistic)
+
+
+def plcc_logistic(pred, mos, n_params: int = 5) -> float:
+    """Pearson correlation in [-1, 1] between logistic-mapped predictions and MOS (VQEG protocol).
+
+    Signed like the raw correlation: when the fitted mapping decreases with ``pred`` (the model
+    ranks backwards, since ``mos`` is higher-is-better) the value is negated. NaN if the mapping
+    collapses to a constant.
+    """
+    pred, mos = _validate(pred, mos, min_length=n_params + 1)
+    return _signed_plcc(pred, fit_logistic(pred, mos, n_params)(pred), mos)
 
 
 def rmse_logistic(pred, mos, n_params: int = 5) -> float:
@@ -149,13 +159,15 @@ METRIC_NAMES = ("SRCC", "KRCC", "PLCC", "PLCC_logistic", "RMSE_logistic")
 
 
 def all_metrics(pred, mos, n_params: int = 5) -> dict[str, float]:
-    """Every metric of ``METRIC_NAMES`` (one logistic fit shared by PLCC_logistic and RMSE_logistic)."""
-    pred, mos = _validate(pred, mos, min_length=n_params + 1)
-    mapped = fit_logistic(pred, mos, n_params)(pred)
-    return {
-        "SRCC": srcc(pred, mos),
-        "KRCC": krcc(pred, mos),
-        "PLCC": plcc(pred, mos),
-        "PLCC_logistic": float(stats.pearsonr(mapped, mos).statistic) if np.ptp(mapped) > 0 else float("nan"),
-        "RMSE_logistic": float(np.sqrt(np.mean((mapped - mos) ** 2))),
-    }
+    """Every metric of ``METRIC_NAMES`` (one logistic fit shared by PLCC_logistic and RMSE_logistic).
+
+    With fewer than ``n_params + 1`` scores the two logistic metrics are NaN (too few to fit).
+    """
+    pred, mos = _validate(pred, mos)
+    values = {"SRCC": srcc(pred, mos), "KRCC": krcc(pred, mos), "PLCC": plcc(pred, mos),
+              "PLCC_logistic": float("nan"), "RMSE_logistic": float("nan")}
+    if pred.size > n_params:
+        mapped = fit_logistic(pred, mos, n_params)(pred)
+        values["RMSE_logistic"] = float(np.sqrt(np.mean((mapped - mos) ** 2)))
+        values["PLCC_logistic"] = _signed_plcc(pred, mapped, mos)
+    return values

@@ -166,3 +166,22 @@ BUILDERS: dict[str, Callable] = {
 def database_root(name: str, root: Path) -> Path:
     """The ROOT argument for ``load_database`` of a built fixture (the CSV file for ``csv``)."""
     return root / "scores.csv" if name == "csv" else root
+
+
+def build_noise_database(root: Path, n_references: int = 12, levels: int = 5, seed: int = 0) -> Path:
+    """A learnable ``csv`` database: 40-px blocky scenes with white noise of sigma 12*level and
+    MOS = 5 - level (+ small jitter), so MOS really depends on the image. Returns the CSV path."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for ref in range(n_references):
+        base = np.kron(rng.integers(40, 216, (5, 5, 3)), np.ones((8, 8, 1)))
+        for level in range(levels):
+            name = f"r{ref:02d}_l{level}.png"
+            noisy = np.clip(base + rng.normal(0, 12 * level, base.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(noisy).save(root / name)
+            rows.append((name, 5 - level + rng.normal(0, 0.2), f"r{ref:02d}.png", "white_noise"))
+    pd.DataFrame(rows, columns=["path", "mos", "reference", "distortion"]).to_csv(root / "scores.csv", index=False)
+    return root / "scores.csv"

@@ -56,7 +56,7 @@ def test_four_parameter_fit_and_decreasing_relation(rng):
     assert fit.converged
     np.testing.assert_allclose(fit.params[:3], (1.0, 5.0, 5.0), atol=0.1)
     assert metrics.rmse_logistic(x, mos, n_params=4) == pytest.approx(0.03, rel=0.2)
-    assert metrics.plcc_logistic(x, mos, n_params=4) > 0.99
+    assert metrics.plcc_logistic(x, mos, n_params=4) < -0.99  # decreasing in x: negative, like raw PLCC
 
 
 def test_logistic_mapping_is_never_worse_than_linear(seeded_pair):
@@ -108,3 +108,15 @@ def test_logistic_needs_enough_points_and_valid_n_params():
         metrics.plcc_logistic([1, 2, 3, 4, 5], [1, 2, 3, 4, 5])
     with pytest.raises(ValueError, match="4 or 5"):
         metrics.fit_logistic(np.arange(10), np.arange(10), n_params=3)
+
+
+def test_logistic_plcc_keeps_the_sign_of_a_backwards_model(seeded_pair):
+    pred, mos = seeded_pair
+    assert metrics.plcc_logistic(-pred, mos) == pytest.approx(-metrics.plcc_logistic(pred, mos), abs=1e-6)
+    assert metrics.plcc_logistic(-pred, mos) < 0
+
+
+def test_all_metrics_on_few_items_leaves_logistic_nan():
+    table = metrics.all_metrics([1, 3, 2, 4], [1, 2, 3, 4])
+    assert table["SRCC"] == pytest.approx(0.8)
+    assert np.isnan(table["PLCC_logistic"]) and np.isnan(table["RMSE_logistic"])

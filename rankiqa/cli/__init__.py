@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("rankiqa.cli.demo", "Score ranked distortions of the bundled images end to end; contact sheet."),
     "export": ("rankiqa.cli.export", "Export a model to TorchScript, ONNX or a stripped weights checkpoint."),
     "distortions": ("rankiqa.cli.distortions", "List the distortion types or draw a contact sheet."),
+    "finetune": ("rankiqa.cli.finetune", "Fine-tune a ranking model on an IQA database's MOS (one split)."),
+    "benchmark": ("rankiqa.cli.benchmark", "The paper's table: SRCC/PLCC/KRCC/RMSE on IQA databases, zero-shot or fine-tuned."),
     "generate": ("rankiqa.cli.generate", "Generate ranked datasets (pristine + 5 levels), resumable and sharded."),
     "train": ("rankiqa.cli.train", "Siamese rank pre-training on ranked sets (resumable, multi-GPU)."),
 }

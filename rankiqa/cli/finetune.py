@@ -1,0 +1,71 @@
+"""``rankiqa finetune``: regress a ranking model's score onto an IQA database's MOS."""
+from __future__ import annotations
+
+import functools
+
+import click
+
+from rankiqa.data.databases import list_databases
+
+
+def finetune_options(command):
+    """Options shared by ``finetune`` and ``benchmark --finetune`` (see ``rankiqa.finetune.FinetuneConfig``)."""
+    options = [
+        click.option("--loss", type=click.Choice(["l1", "l2"]), default="l2", show_default=True,
+                     help="Regression loss on MOS normalised to [0, 1]."),
+        click.option("--epochs", default=30, show_default=True, help="Passes over the training images."),
+        click.option("--batch-size", default=16, show_default=True, help="Images per step."),
+        click.option("--lr", default=1e-4, show_default=True, help="Adam learning rate."),
+        click.option("--val-fraction", default=0.2, show_default=True,
+                     help="Share of the training references held out for model selection (0 = last epoch)."),
+        click.option("--workers", default=4, show_default=True, help="Data-loading processes."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ..."),
+    ]
+    return functools.reduce(lambda wrapped, option: option(wrapped), reversed(options), command)
+
+
+def finetune_config(**options):
+    """A ``FinetuneConfig`` from the CLI option values (names as in ``finetune_options``)."""
+    from rankiqa.finetune import FinetuneConfig
+
+    return FinetuneConfig(**options)
+
+
+@click.command()
+@click.option("--database", required=True, type=click.Choice(list_databases(), case_sensitive=False),
+              help="Database to fine-tune on.")
+@click.option("--root", required=True, type=click.Path(), help="Database folder as shipped (CSV file for 'csv').")
+@click.option("--init", required=True, help="Checkpoint to start from ('default' or a backbone name also work).")
+@click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
+@click.option("--split", default=0, show_default=True, help="Which random content-disjoint split (0-based).")
+@click.option("--train", "train_fraction", default=0.8, show_default=True, help="Share of references for training.")
+@click.option("--patch-size", default=224, show_default=True, help="Crop side in pixels.")
+@click.option("--patches", default=30, show_default=True, help="Crops per image when scoring.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the splits, crops and shuffling.")
+@finetune_options
+def finetune(database: str, root: str, init: str, run_dir: str, split: int, train_fraction: float,
+             patch_size: int, patches: int, seed: int, **options) -> None:
+    """Fine-tune a ranking model on a database's MOS and test it on a held-out split.
+
+    Split SPLIT is the one `rankiqa benchmark --finetune` uses at the same seed; model selection
+    uses references carved from the training part. Writes best.pt, test_predictions.csv,
+    metrics.json and history.csv to --out; running it again resumes.
+
+    \b
+    Example:
+      rankiqa finetune --database live --root ~/data/databaserelease2 \\
+          --init runs/rank_live/best.pt --out runs/ft_live_split0 --split 0
+    """
+    from rankiqa.benchmark import per_split_metrics, summarise, to_markdown
+    from rankiqa.data import load_database, make_splits
+    from rankiqa.finetune import finetune as run_finetune
+
+    if split < 0:
+        raise click.BadParameter(f"must be >= 0, got {split}", param_hint="--split")
+    frame = load_database(database, root)
+    chosen = make_splits(frame, n=split + 1, train=train_fraction, seed=seed)[split]
+    config = finetune_config(patch_size=patch_size, eval_patches=patches, seed=seed, **options)
+    result = run_finetune(frame.iloc[chosen.train], frame.iloc[chosen.test], init, run_dir, config)
+    table = summarise(per_split_metrics(result.predictions.assign(split=split)))
+    click.echo(to_markdown(table, f"{database} split {split}, fine-tuned from {init}"))
+    click.echo(f"wrote {result.run_dir}")

@@ -1,0 +1,301 @@
+"""MOS fine-tuning: regress a ranking model's score onto the human scores of an IQA database.
+
+Protocol (RankIQA's fine-tuning stage, with model selection made explicit):
+
+* Targets: MOS normalised to [0, 1] with the training part's range,
+  ``target = (mos - mos_low) / (mos_high - mos_low)`` (``mos`` is higher-is-better, see
+  ``rankiqa.data``); the model's output is mapped back with the same range, so predictions and all
+  reported metrics are on the database's original (higher-is-better) MOS scale.
+* Training: one random ``patch_size`` crop per image per epoch (images whose short side is smaller
+  are resized up first), L1 or L2 loss, Adam.
+* Model selection: a validation part carved from the TRAINING references (content-disjoint,
+  ``val_fraction`` of them); the epoch with the best validation SRCC is kept. The test part is
+  only scored once, with the selected model.
+* Scoring (validation and test): ``rankiqa.score`` protocol, mean of ``eval_patches`` seeded crops.
+
+A run folder holds ``config.json``, ``last.pt`` (resumable state, rewritten every epoch),
+``best.pt`` (a plain model checkpoint plus ``mos_range``), ``history.csv``, ``test_predictions.csv``
+and ``metrics.json``. Re-running with the same configuration resumes, or returns the finished result.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rankiqa.errors import UserError
+
+LOSSES = ("l1", "l2")
+PREDICTION_COLUMNS = ("path", "reference", "distortion", "mos", "mos_raw", "score", "pred")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Fine-tuning hyper-parameters (defaults sized for a GPU and a 224-px backbone).
+
+    ``epochs``: passes over the training images; ``batch_size``: images per step; ``lr``: Adam
+    learning rate; ``weight_decay``: L2 penalty; ``loss``: "l1" or "l2" on normalised MOS;
+    ``patch_size``: crop side in pixels; ``val_fraction``: share of training references used for
+    model selection (0 = keep the last epoch); ``eval_patches``: crops per image when scoring;
+    ``seed``: everything random (validation carve, crops, shuffling, init of dropout);
+    ``workers``: data-loading processes; ``device``: "auto" (CUDA when available), "cpu", "cuda", ...
+    """
+
+    epochs: int = 30
+    batch_size: int = 16
+    lr: float = 1e-4
+    weight_decay: float = 5e-4
+    loss: str = "l2"
+    patch_size: int = 224
+    val_fraction: float = 0.2
+    eval_patches: int = 30
+    seed: int = 0
+    workers: int = 4
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "patch_size", "eval_patches"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.lr <= 0 or self.weight_decay < 0 or self.workers < 0:
+            raise ValueError("lr must be > 0, weight_decay and workers >= 0")
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    """Test predictions (``PREDICTION_COLUMNS``; ``pred`` on the MOS scale) and their metrics."""
+
+    run_dir: Path
+    predictions: pd.DataFrame
+    metrics: dict[str, Any]
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write a DataFrame as CSV (no index) atomically."""
+    write_text_atomic(path, frame.to_csv(index=False))
+
+
+def resolve_device(device: str) -> str:
+    """"auto" -> "cuda" when available, else "cpu"; other names are passed through."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+class _CropDataset:
+    """(image, normalised MOS) pairs; item ``i`` of epoch ``e`` is one seeded random crop."""
+
+    def __init__(self, paths: list[str], targets: np.ndarray, patch_size: int, seed: int):
+        self.paths, self.targets, self.patch_size, self.seed = paths, targets, patch_size, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        import torch
+
+        from rankiqa.score import fit_to_patch, read_for_scoring
+
+        image = fit_to_patch(read_for_scoring(self.paths[index]), self.patch_size)
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        row = rng.integers(0, image.shape[0] - self.patch_size + 1)
+        col = rng.integers(0, image.shape[1] - self.patch_size + 1)
+        crop = np.ascontiguousarray(image[row : row + self.patch_size, col : col + self.patch_size])
+        tensor = torch.from_numpy(crop).permute(2, 0, 1).float().div_(255)
+        return tensor, torch.tensor(self.targets[index], dtype=torch.float32)
+
+
+def score_paths(module, paths: list[str], patches: int, patch_size: int, seed: int,
+                device: str = "cpu", desc: str | None = None) -> np.ndarray:
+    """Mean patch score per image (float64, higher = better; NaN for an unreadable image, reported).
+
+    Same crops as ``rankiqa.score.score_image`` (seeded by ``seed`` and the image content), but the
+    forward pass runs on ``device``.
+    """
+    import warnings
+
+    import torch
+    from tqdm import tqdm
+
+    from rankiqa.score import content_seed, crop_patches, fit_to_patch, patch_positions, read_for_scoring
+
+    module.eval()
+    scores = np.full(len(paths), np.nan)
+    with torch.inference_mode():
+        for index, path in enumerate(tqdm(paths, desc=desc, unit="img", disable=desc is None)):
+            try:
+                image = fit_to_patch(read_for_scoring(path), patch_size)
+            except (UserError, ValueError, TypeError) as exc:
+                warnings.warn(f"skipped {path}: {exc}", RuntimeWarning, stacklevel=2)
+                continue
+            positions = patch_positions(image.shape, patches, patch_size, content_seed(image, seed))
+            batch = torch.from_numpy(crop_patches(image, positions, patch_size)).to(device)
+            scores[index] = float(module(batch.permute(0, 3, 1, 2).float().div_(255)).double().mean())
+    return scores
+
+
+def _config_dict(config: FinetuneConfig, init: str, mos_range: tuple[float, float],
+                 train: pd.DataFrame, test: pd.DataFrame) -> dict[str, Any]:
+    return {"init": str(init), "finetune": dataclasses.asdict(config), "mos_range": list(mos_range),
+            "n_train_images": len(train), "n_test_images": len(test)}
+
+
+def finetune(train: pd.DataFrame, test: pd.DataFrame, init: str | os.PathLike, run_dir: str | os.PathLike,
+             config: FinetuneConfig = FinetuneConfig()) -> FinetuneResult:
+    """Fine-tune ``init`` (checkpoint path, ``"default"`` or backbone name) on ``train``; test on ``test``.
+
+    ``train``/``test``: ``rankiqa.data`` frames (``path, reference, distortion, mos, mos_raw``); they
+    must not share reference content (use ``rankiqa.data.make_splits``). Returns the test predictions
+    and metrics (``rankiqa.metrics.all_metrics`` on the original MOS scale).
+    """
+    import torch
+
+    from rankiqa.checkpoint import load_checkpoint, save_checkpoint
+    from rankiqa.data.splits import content_groups, holdout
+    from rankiqa.score import load_module
+
+    run_dir = Path(run_dir)
+    shared = set(content_groups(train)) & set(content_groups(test))
+    if shared:
+        raise UserError(f"train and test share {len(shared)} reference contents, e.g. {sorted(shared)[0]}")
+    mos = train["mos"].to_numpy(np.float64)
+    mos_range = (float(mos.min()), float(mos.max()))
+    if mos_range[1] <= mos_range[0]:
+        raise UserError("training MOS is constant: nothing to regress")
+    settings = _config_dict(config, init, mos_range, train, test)
+    config_path = run_dir / "config.json"
+    if config_path.exists() and json.loads(config_path.read_text()) != settings:
+        raise UserError(f"{run_dir} holds a run with a different configuration; choose another --out")
+    if (run_dir / "metrics.json").exists() and (run_dir / "test_predictions.csv").exists():
+        return FinetuneResult(run_dir, pd.read_csv(run_dir / "test_predictions.csv", keep_default_na=False,
+                                                   dtype={"reference": str}),
+                              json.loads((run_dir / "metrics.json").read_text()))
+    write_text_atomic(config_path, json.dumps(settings, indent=2))
+
+    if config.val_fraction > 0:
+        carve = holdout(train, config.val_fraction, config.seed)
+        fit_part, val_part = train.iloc[carve.train], train.iloc[carve.test]
+    else:
+        fit_part, val_part = train, train.iloc[:0]
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    module = load_module(str(init)).to(device)
+    optimizer = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    start_epoch, best_srcc, best_state, history = 0, -np.inf, None, []
+    if (run_dir / "last.pt").exists():
+        state = load_checkpoint(run_dir / "last.pt", map_location=device)
+        module.load_state_dict(state["model_state"])
+        optimizer.load_state_dict(state["optimizer_state"])
+        start_epoch, best_srcc, best_state = state["epoch"] + 1, state["best_srcc"], state["best_state"]
+        history = list(state["history"])
+
+    low, span = mos_range[0], mos_range[1] - mos_range[0]
+    dataset = _CropDataset(fit_part["path"].tolist(), (fit_part["mos"].to_numpy() - low) / span,
+                           config.patch_size, config.seed)
+    loss_fn = torch.nn.L1Loss() if config.loss == "l1" else torch.nn.MSELoss()
+    from tqdm import tqdm
+
+    for epoch in tqdm(range(start_epoch, config.epochs), desc=f"fine-tune {run_dir.name}", unit="epoch",
+                      initial=start_epoch, total=config.epochs):
+        dataset.epoch = epoch
+        loader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, shuffle=True,
+                                             num_workers=config.workers, drop_last=len(dataset) > config.batch_size,
+                                             generator=torch.Generator().manual_seed(config.seed + epoch))
+        module.train()
+        losses = []
+        for images, targets in loader:
+            optimizer.zero_grad()
+            loss = loss_fn(module(images.to(device)), targets.to(device))
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        val_srcc = _validation_srcc(module, val_part, config, device)
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_srcc": val_srcc})
+        if len(val_part) == 0 or val_srcc > best_srcc:
+            best_srcc = val_srcc if len(val_part) else best_srcc
+            best_state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+        save_checkpoint(run_dir / "last.pt", {
+            "model_config": dict(module.config), "model_state": module.state_dict(),
+            "optimizer_state": optimizer.state_dict(), "epoch": epoch, "best_srcc": float(best_srcc),
+            "best_state": best_state, "history": history})
+    write_csv_atomic(pd.DataFrame(history), run_dir / "history.csv")
+
+    module.load_state_dict(best_state)
+    save_checkpoint(run_dir / "best.pt", {"model_config": dict(module.config), "model_state": best_state,
+                                           "mos_range": list(mos_range), "finetune": settings})
+    scores = score_paths(module, test["path"].tolist(), config.eval_patches, config.patch_size, config.seed,
+                         device, desc=f"test {run_dir.name}")
+    predictions = test[list(PREDICTION_COLUMNS[:5])].reset_index(drop=True)
+    predictions["score"] = scores
+    predictions["pred"] = low + scores * span
+    metrics = evaluate(predictions)
+    write_csv_atomic(predictions, run_dir / "test_predictions.csv")
+    write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    (run_dir / "last.pt").unlink(missing_ok=True)
+    return FinetuneResult(run_dir, predictions, metrics)
+
+
+def _validation_srcc(module, val_part: pd.DataFrame, config: FinetuneConfig, device: str) -> float:
+    from rankiqa.metrics import srcc
+
+    if len(val_part) == 0:
+        return float("nan")
+    scores = score_paths(module, val_part["path"].tolist(), config.eval_patches, config.patch_size, config.seed, device)
+    valid = np.isfinite(scores)
+    try:
+        return srcc(scores[valid], val_part["mos"].to_numpy()[valid])
+    except ValueError:
+        return float("-inf")
+
+
+def evaluate(predictions: pd.DataFrame, column: str = "pred") -> dict[str, Any]:
+    """Metrics of ``predictions[column]`` against ``mos``, overall (``"ALL"``) and per distortion.
+
+    Returns ``{"n_missing": ..., "subsets": {name: {"n": ..., SRCC, KRCC, PLCC, PLCC_logistic,
+    RMSE_logistic}}}``. Images without a score (NaN) are left out and counted in ``n_missing``; a
+    subset too small or constant for a metric gets NaN for it (see ``rankiqa.metrics.all_metrics``).
+    """
+    from rankiqa.metrics import METRIC_NAMES, all_metrics
+
+    valid = predictions[np.isfinite(predictions[column].to_numpy(np.float64))]
+    subsets = [("ALL", valid)]
+    if valid["distortion"].nunique() > 1:
+        subsets += [(str(name), part) for name, part in valid.groupby("distortion", sort=True)]
+    table: dict[str, Any] = {}
+    for name, part in subsets:
+        try:
+            values = all_metrics(part[column].to_numpy(np.float64), part["mos"].to_numpy(np.float64))
+        except ValueError:
+            values = {metric: float("nan") for metric in METRIC_NAMES}
+        table[name] = {"n": int(len(part)), **values}
+    return {"n_missing": int(len(predictions) - len(valid)), "subsets": table}

@@ -1,0 +1,140 @@
+"""`rankiqa benchmark` end to end with the tiny model: zero-shot (cached), fine-tuned, cross-database."""
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from iqa_fixtures import build_noise_database, build_tid2013, png_writer
+from rankiqa import metrics
+from rankiqa.benchmark import run_benchmark, summarise, to_markdown
+from rankiqa.checkpoint import save_checkpoint
+from rankiqa.cli import cli, main
+from rankiqa.data.splits import content_groups
+from rankiqa.models import create_model
+
+SCORING = ["--patches", "3", "--patch-size", "32", "--workers", "0", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def tid_root(tmp_path_factory):
+    """TID2013 (real label file, real layout) restricted to 6 references x 3 types: 90 tiny images."""
+    from conftest import SHARED_DATA
+
+    labels = SHARED_DATA / "labels"
+    if not labels.is_dir():
+        pytest.skip(f"real label files not found at {labels} (development data, not shipped)")
+    root = tmp_path_factory.mktemp("tid2013")
+    build_tid2013(labels, root, png_writer(40), keep=lambda ref, kind: ref <= 6 and kind in (1, 8, 10))
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("weights") / "tiny.pt"
+    model = create_model("tiny")
+    save_checkpoint(path, {"model_config": model.config, "model_state": model.state_dict()})
+    return path
+
+
+def test_zero_shot_table_matches_scipy_and_is_cached(tid_root, tmp_path, monkeypatch):
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    result = CliRunner().invoke(cli, ["benchmark", "--database", "tid2013", "--root", str(tid_root), "--model", "tiny",
+                                      "--out", str(out), "--cache", str(cache), *SCORING])
+    assert result.exit_code == 0, result.output
+    assert "| ALL | 90 |" in result.output
+    for distortion in ("white_noise", "gaussian_blur", "jpeg"):
+        assert f"| {distortion} | 30 |" in result.output
+    for name in ("table.md", "table.csv", "per_split.csv", "predictions.csv", "scatter.png"):
+        assert (out / name).is_file()
+    predictions = pd.read_csv(out / "predictions.csv")
+    table = pd.read_csv(out / "table.csv").set_index("subset")
+    assert table.loc["ALL", "SRCC_median"] == pytest.approx(
+        metrics.srcc(predictions["pred"], predictions["mos"]), abs=1e-12)
+    jpeg = predictions[predictions["distortion"] == "jpeg"]
+    assert table.loc["jpeg", "KRCC_median"] == pytest.approx(metrics.krcc(jpeg["pred"], jpeg["mos"]), abs=1e-12)
+    assert len(list(cache.glob("*.csv"))) == 1
+
+    import rankiqa.benchmark
+
+    def no_rescoring(*args, **kwargs):
+        raise AssertionError("cached predictions were rescored")
+
+    monkeypatch.setattr(rankiqa.benchmark, "score_paths", no_rescoring)
+    again = run_benchmark([("tid2013", tid_root)], "tiny", tmp_path / "again", patches=3, patch_size=32,
+                          cache_dir=cache)
+    np.testing.assert_allclose(again.predictions["pred"], predictions["pred"])
+
+
+def test_finetuned_splits_are_content_disjoint_with_median_mean_std(tid_root, tiny_checkpoint, tmp_path):
+    out = tmp_path / "out"
+    args = ["benchmark", "--database", "tid2013", "--root", str(tid_root), "--weights", str(tiny_checkpoint),
+            "--finetune", "--splits", "2", "--epochs", "2", "--batch-size", "16", "--out", str(out), *SCORING]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "2 split(s)" in result.output and "±" in result.output
+    per_split = pd.read_csv(out / "per_split.csv")
+    assert sorted(per_split["split"].unique()) == [0, 1]
+    table = pd.read_csv(out / "table.csv").set_index("subset")
+    srcc = per_split[per_split["subset"] == "ALL"]["SRCC"].to_numpy()
+    assert table.loc["ALL", "SRCC_mean"] == pytest.approx(srcc.mean())
+    assert table.loc["ALL", "SRCC_std"] == pytest.approx(srcc.std())
+    predictions = pd.read_csv(out / "predictions.csv", keep_default_na=False)
+    assert all(len(part) == 30 for _, part in predictions.groupby("split"))  # 2 of 6 references held out
+    runs = sorted((out / "runs").iterdir())
+    assert len(runs) == 2
+    for run in runs:
+        config = pd.read_json(run / "config.json", typ="series")
+        assert config["n_train_images"] + config["n_test_images"] == 90
+    assert not set(content_groups(predictions[predictions["split"] == 0])) & set(
+        content_groups(predictions[predictions["split"] == 1]))  # 2 different test references
+    finished = [(run / "metrics.json").stat().st_mtime_ns for run in runs]
+    rerun = CliRunner().invoke(cli, args)  # finished runs are reused, not trained again
+    assert rerun.exit_code == 0
+    assert [(run / "metrics.json").stat().st_mtime_ns for run in runs] == finished
+
+
+def test_csiq_samples_as_csv_database_and_cross_database(tid_root, tiny_checkpoint, tmp_path, shared_data):
+    samples = shared_data / "samples" / "csiq"
+    listed = pd.read_csv(shared_data / "labels" / "lists" / "CSIQ.txt")
+    listed = listed[listed["dis_img_path"].str.contains("/1600\\.")]
+    rows = [{"path": str(samples / name), "dmos": score, "reference": "1600.png", "distortion": kind}
+            for name, score, kind in zip(listed["dis_img_path"].str.split("/").str[-1], listed["score"], listed["dis_type"])
+            if (samples / name).exists()]
+    assert len(rows) == 10
+    csv_path = tmp_path / "csiq_samples.csv"
+    pd.DataFrame(rows).to_csv(csv_path, index=False)
+    result = CliRunner().invoke(cli, ["benchmark", "--database", "csv", "--root", str(csv_path), "--weights",
+                                      str(tiny_checkpoint), "--out", str(tmp_path / "zero"),
+                                      "--cache", str(tmp_path / "cache"), *SCORING])
+    assert result.exit_code == 0, result.output
+    assert "| ALL | 10 |" in result.output and "| AWGN | 5 |" in result.output
+    cross = CliRunner().invoke(cli, ["benchmark", "--database", "tid2013", "--root", str(tid_root),
+                                     "--database", "csv", "--root", str(csv_path), "--weights", str(tiny_checkpoint),
+                                     "--finetune", "--epochs", "1", "--out", str(tmp_path / "cross"), *SCORING])
+    assert cross.exit_code == 0, cross.output
+    assert "tid2013 -> csv" in cross.output and "| ALL | 10 |" in cross.output
+
+
+def test_summary_and_markdown_by_hand():
+    per_split = pd.DataFrame({"split": [0, 1, 2], "subset": "ALL", "n": 10, "SRCC": [0.9, 0.8, 0.4],
+                              "KRCC": 0.5, "PLCC": 0.6, "PLCC_logistic": [0.7, np.nan, 0.9], "RMSE_logistic": 1.0})
+    row = summarise(per_split).iloc[0]
+    assert row["SRCC_median"] == pytest.approx(0.8) and row["SRCC_mean"] == pytest.approx(0.7)
+    assert row["SRCC_std"] == pytest.approx(np.std([0.9, 0.8, 0.4]))
+    assert row["PLCC_logistic_mean"] == pytest.approx(0.8)  # NaN ignored
+    text = to_markdown(summarise(per_split), "t")
+    assert "| ALL | 10 | 0.800 (0.700 ± 0.216) |" in text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "tiny", "--weights", "x.pt"], "exactly one of --weights"),
+    (["--model", "tiny", "--database", "csv", "--root", "b.csv"], "add --finetune"),
+    (["--model", "tiny", "--database", "csv"], "one --root per --database"),
+])
+def test_user_errors_are_one_line(args, message, tmp_path, capsys):
+    csv_path = build_noise_database(tmp_path / "db", n_references=2, levels=3)
+    with pytest.raises(SystemExit) as exc:
+        main(["benchmark", "--database", "csv", "--root", str(csv_path), *args, "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

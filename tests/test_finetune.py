@@ -1,0 +1,146 @@
+"""MOS fine-tuning: learns on a learnable synthetic database, selects on validation, resumes, CLI."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+from iqa_fixtures import build_noise_database
+from rankiqa import metrics
+from rankiqa.checkpoint import save_checkpoint
+from rankiqa.cli import cli
+from rankiqa.data import load_database, make_splits
+from rankiqa.data.splits import content_groups
+from rankiqa.errors import UserError
+from rankiqa.finetune import FinetuneConfig, evaluate, finetune, score_paths
+from rankiqa.models import create_model, model_from_checkpoint
+from rankiqa.score import score_image
+
+FAST = dict(batch_size=8, patch_size=32, eval_patches=4, workers=0, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def noise_db(tmp_path_factory):
+    csv_path = build_noise_database(tmp_path_factory.mktemp("noise"), n_references=12)
+    return csv_path, load_database("csv", csv_path)
+
+
+def test_finetune_learns_and_reports_on_the_mos_scale(noise_db, tmp_path):
+    _, df = noise_db
+    split = make_splits(df, n=1, seed=0)[0]
+    config = FinetuneConfig(epochs=30, lr=3e-3, **FAST)
+    result = finetune(df.iloc[split.train], df.iloc[split.test], "tiny", tmp_path / "run", config)
+    predictions = result.predictions
+    assert len(predictions) == len(split.test)
+    untrained = score_paths(create_model("tiny").eval(), predictions["path"].tolist(), 4, 32, 0)
+    assert metrics.srcc(untrained, predictions["mos"]) < 0.5
+    assert result.metrics["subsets"]["ALL"]["SRCC"] > 0.8  # the noise level is learnable
+    assert result.metrics["subsets"]["ALL"]["SRCC"] == pytest.approx(metrics.srcc(predictions["pred"], predictions["mos"]))
+    low, high = df["mos"].iloc[split.train].min(), df["mos"].iloc[split.train].max()
+    np.testing.assert_allclose(predictions["pred"], low + predictions["score"] * (high - low))
+    assert abs(predictions["pred"].mean() - predictions["mos"].mean()) < 1.0  # on the MOS scale, not [0, 1]
+    for name in ("best.pt", "config.json", "history.csv", "test_predictions.csv", "metrics.json"):
+        assert (tmp_path / "run" / name).is_file()
+    assert not (tmp_path / "run" / "last.pt").exists()
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert len(history) == 30 and history["train_loss"].iloc[-5:].mean() < history["train_loss"].iloc[:5].mean()
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    assert best["mos_range"] == pytest.approx([low, high])
+    model = model_from_checkpoint(tmp_path / "run" / "best.pt")
+    rescored = score_paths(model, predictions["path"].tolist(), 4, 32, 0)
+    np.testing.assert_allclose(rescored, predictions["score"], rtol=1e-5)  # best.pt is the selected model
+
+
+def test_model_selection_never_sees_test_and_run_is_reused(noise_db, tmp_path):
+    _, df = noise_db
+    split = make_splits(df, n=1, seed=1)[0]
+    train, test = df.iloc[split.train], df.iloc[split.test]
+    config = FinetuneConfig(epochs=2, lr=1e-3, **FAST)
+    first = finetune(train, test, "tiny", tmp_path / "run", config)
+    settings = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert settings["n_train_images"] == len(train) and settings["finetune"]["val_fraction"] == 0.2
+    again = finetune(train, test, "tiny", tmp_path / "run", config)  # finished: read back, not retrained
+    pd.testing.assert_frame_equal(first.predictions, again.predictions)
+    with pytest.raises(UserError, match="different configuration"):
+        finetune(train, test, "tiny", tmp_path / "run", FinetuneConfig(epochs=3, **FAST))
+    with pytest.raises(UserError, match="share 1 reference contents"):
+        overlap = df[np.isin(content_groups(df), content_groups(train)[:1]) | np.isin(content_groups(df), content_groups(test)[:1])]
+        finetune(train, overlap, "tiny", tmp_path / "other", config)
+
+
+def test_interrupted_run_resumes_from_last_epoch(noise_db, tmp_path):
+    _, df = noise_db
+    split = make_splits(df, n=1, seed=2)[0]
+    train, test = df.iloc[split.train], df.iloc[split.test]
+    full = finetune(train, test, "tiny", tmp_path / "full", FinetuneConfig(epochs=3, lr=1e-3, **FAST))
+
+    class Stop(Exception):
+        pass
+
+    import rankiqa.finetune as module
+
+    original = module._validation_srcc
+    calls = []
+
+    def stop_after_two(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise Stop
+        return original(*args)
+
+    module._validation_srcc = stop_after_two
+    try:
+        with pytest.raises(Stop):
+            finetune(train, test, "tiny", tmp_path / "resumed", FinetuneConfig(epochs=3, lr=1e-3, **FAST))
+    finally:
+        module._validation_srcc = original
+    assert (tmp_path / "resumed" / "last.pt").exists()
+    resumed = finetune(train, test, "tiny", tmp_path / "resumed", FinetuneConfig(epochs=3, lr=1e-3, **FAST))
+    assert len(pd.read_csv(tmp_path / "resumed" / "history.csv")) == 3
+    np.testing.assert_allclose(resumed.predictions["score"], full.predictions["score"], rtol=1e-4, atol=1e-6)
+
+
+def test_score_paths_matches_the_scoring_module(noise_db):
+    csv_path, df = noise_db
+    model = create_model("tiny").eval()
+    from rankiqa.imageio import read_rgb
+
+    ours = score_paths(model, df["path"].head(3).tolist(), patches=5, patch_size=32, seed=7)
+    theirs = [score_image(model, read_rgb(p), patches=5, patch_size=32, seed=7)[0] for p in df["path"].head(3)]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+
+
+def test_evaluate_per_distortion_and_missing():
+    frame = pd.DataFrame({"pred": [1, 2, 3, 4, np.nan, 1, 3, 2], "mos": [1, 2, 3, 4, 5, 1, 2, 3],
+                          "distortion": list("aaaaabbb")})
+    result = evaluate(frame)
+    assert result["n_missing"] == 1
+    assert result["subsets"]["a"]["SRCC"] == pytest.approx(1.0) and result["subsets"]["a"]["n"] == 4
+    assert result["subsets"]["b"]["SRCC"] == pytest.approx(0.5)
+    assert np.isnan(result["subsets"]["b"]["PLCC_logistic"])
+    assert result["subsets"]["ALL"]["n"] == 7
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="loss"):
+        FinetuneConfig(loss="huber")
+    with pytest.raises(ValueError, match="val_fraction"):
+        FinetuneConfig(val_fraction=1.0)
+
+
+def test_cli_finetune_from_a_checkpoint(noise_db, tmp_path):
+    csv_path, _ = noise_db
+    model = create_model("tiny")
+    save_checkpoint(tmp_path / "init.pt", {"model_config": model.config, "model_state": model.state_dict()})
+    result = CliRunner().invoke(cli, [
+        "finetune", "--database", "csv", "--root", str(csv_path), "--init", str(tmp_path / "init.pt"),
+        "--out", str(tmp_path / "run"), "--split", "1", "--loss", "l1", "--epochs", "2", "--batch-size", "8",
+        "--patch-size", "32", "--patches", "3", "--workers", "0", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "| ALL |" in result.output
+    settings = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert settings["finetune"]["loss"] == "l1" and settings["init"] == str(tmp_path / "init.pt")
+    expected_test = make_splits(load_database("csv", csv_path), n=2, seed=0)[1].test
+    assert len(pd.read_csv(tmp_path / "run" / "test_predictions.csv")) == len(expected_test)
