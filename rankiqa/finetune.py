@@ -19,7 +19,6 @@ and ``metrics.json``. Re-running with the same configuration resumes, or returns
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import os
@@ -166,7 +165,9 @@ def score_paths(module, paths: list[str], patches: int, patch_size: int, seed: i
 
 def _config_dict(config: FinetuneConfig, init: str, mos_range: tuple[float, float],
                  train: pd.DataFrame, test: pd.DataFrame) -> dict[str, Any]:
-    return {"init": str(init), "finetune": dataclasses.asdict(config), "mos_range": list(mos_range),
+    """What identifies a run (``workers`` and ``device`` may change between resumptions)."""
+    hyper_parameters = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("workers", "device")}
+    return {"init": str(init), "finetune": hyper_parameters, "mos_range": list(mos_range),
             "n_train_images": len(train), "n_test_images": len(test)}
 
 
@@ -179,6 +180,7 @@ def finetune(train: pd.DataFrame, test: pd.DataFrame, init: str | os.PathLike, r
     and metrics (``rankiqa.metrics.all_metrics`` on the original MOS scale).
     """
     import torch
+    from tqdm import tqdm
 
     from rankiqa.checkpoint import load_checkpoint, save_checkpoint
     from rankiqa.data.splits import content_groups, holdout
@@ -223,8 +225,6 @@ def finetune(train: pd.DataFrame, test: pd.DataFrame, init: str | os.PathLike, r
     dataset = _CropDataset(fit_part["path"].tolist(), (fit_part["mos"].to_numpy() - low) / span,
                            config.patch_size, config.seed)
     loss_fn = torch.nn.L1Loss() if config.loss == "l1" else torch.nn.MSELoss()
-    from tqdm import tqdm
-
     for epoch in tqdm(range(start_epoch, config.epochs), desc=f"fine-tune {run_dir.name}", unit="epoch",
                       initial=start_epoch, total=config.epochs):
         dataset.epoch = epoch
@@ -241,7 +241,7 @@ def finetune(train: pd.DataFrame, test: pd.DataFrame, init: str | os.PathLike, r
             losses.append(loss.item())
         val_srcc = _validation_srcc(module, val_part, config, device)
         history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_srcc": val_srcc})
-        if len(val_part) == 0 or val_srcc > best_srcc:
+        if best_state is None or len(val_part) == 0 or val_srcc > best_srcc:
             best_srcc = val_srcc if len(val_part) else best_srcc
             best_state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
         save_checkpoint(run_dir / "last.pt", {
