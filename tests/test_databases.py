@@ -1,11 +1,11 @@
 """IQA database loaders on placeholder folders built around the REAL label files, and splits."""
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from scipy.io import savemat
 
 from iqa_fixtures import BUILDERS, build_live, build_tid2013, database_root
 from rankiqa.data import list_databases, load_database, make_splits
@@ -106,9 +106,14 @@ def test_live_conversion_distortions_and_dmos_variants(built, labels, tmp_path):
     assert stats.spearmanr(original["mos_raw"], df["mos_raw"]).statistic > 0.9
 
 
-def test_live_shared_modified_mat_gives_one_clear_line(labels, tmp_path):
+def test_live_modified_mat_files_give_one_clear_line(labels, tmp_path):
+    """The shared, MODIFIED dmos_realigned.mat/refnames_all.mat (779 entries) are not the release layout."""
     build_live(labels, tmp_path)
-    savemat(tmp_path / "refnames_all.mat", {"refnames_all": np.array([["a.bmp"]] * 779, dtype=object)})
+    shutil.copy(labels / "official_format" / "dmos_realigned.mat", tmp_path / "dmos_realigned.mat")
+    with pytest.raises(UserError, match=r"dmos_realigned.mat variable 'orgs' has 779 entries, expected 982"):
+        load_database("live", tmp_path)
+    build_live(labels, tmp_path)
+    shutil.copy(labels / "official_format" / "refnames_all.mat", tmp_path / "refnames_all.mat")
     with pytest.raises(UserError, match=r"refnames_all.mat variable 'refnames_all' has 779 entries, expected 982"):
         load_database("live", tmp_path)
 
