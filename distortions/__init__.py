@@ -18,8 +18,15 @@ from distortions._registry import (
     names,
     register,
 )
-from distortions import blur as _blur  # noqa: F401  (registers its types)
+from distortions import blur as _blur  # noqa: F401  (importing a family module registers its types)
+from distortions import color as _color  # noqa: F401
+from distortions import compression as _compression  # noqa: F401
 from distortions import noise as _noise  # noqa: F401
+from distortions import brightness as _brightness  # noqa: F401
+from distortions import spatial as _spatial  # noqa: F401
+from distortions import sharpness_contrast as _sharpness_contrast  # noqa: F401
+from distortions import transmission as _transmission  # noqa: F401
+from distortions import live as _live  # noqa: F401
 
 __all__ = [
     "MIN_SIDE",

@@ -6,14 +6,24 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from distortions._registry import NUM_LEVELS, apply_levels, as_rgb_uint8
+from distortions._registry import NUM_LEVELS, apply_levels, as_rgb_uint8, get
 
 LABEL_HEIGHT = 18
 NAME_WIDTH = 170
+PARAMETER_CHARS = 30
 
 
 def _put_text(canvas: np.ndarray, text: str, origin: tuple[int, int], scale: float = 0.45) -> None:
     cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+
+
+def level_captions(names: Sequence[str]) -> dict[tuple[str, int], str]:
+    """Captions showing each level's parameter value, e.g. {("gaussian_blur", 1): "0.5"}."""
+    return {
+        (name, level): (f"{value:g}" if isinstance(value, float) else str(value))
+        for name in names
+        for level, value in enumerate(get(name).levels, start=1)
+    }
 
 
 def contact_sheet(
@@ -26,9 +36,11 @@ def contact_sheet(
     """A uint8 RGB sheet: rows are ``names``, columns are the pristine image and levels 1..5.
 
     ``tile`` is the long side of each thumbnail in pixels; ``captions`` optionally maps
-    (name, level) to a text drawn under that tile (level 0 is the pristine column).
+    (name, level) to a text drawn under that tile (level 0 is the pristine column); by default
+    each level shows its parameter value.
     """
     rgb = as_rgb_uint8(image)
+    captions = level_captions(names) if captions is None else captions
     height, width = rgb.shape[:2]
     scale = tile / max(height, width)
     tw, th = max(1, round(width * scale)), max(1, round(height * scale))
@@ -39,10 +51,11 @@ def contact_sheet(
     for row, name in enumerate(names):
         top = LABEL_HEIGHT + row * cell_h
         _put_text(sheet, name, (4, top + th // 2))
+        _put_text(sheet, get(name).parameter[:PARAMETER_CHARS], (4, top + th // 2 + 16), 0.35)
         for column, img in enumerate([rgb, *apply_levels(rgb, name, seed=seed)]):
             left = NAME_WIDTH + column * (tw + 4)
             sheet[top : top + th, left : left + tw] = cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA)
-            caption = (captions or {}).get((name, column))
+            caption = captions.get((name, column))
             if caption:
                 _put_text(sheet, caption, (left + 2, top + th + LABEL_HEIGHT - 5), 0.4)
     return sheet
