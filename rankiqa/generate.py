@@ -33,6 +33,7 @@ import re
 import shutil
 import signal
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -150,6 +151,7 @@ class _Outcome:
     written: int
     notes: tuple[str, ...]
     skipped: str | None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -217,12 +219,20 @@ def _source_stamp(path: Path) -> dict[str, int]:
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def _init_worker() -> None:
-    """Pool worker set-up: one OpenCV thread per process, Ctrl-C handled by the parent only."""
+def _init_worker(parent: int) -> None:
+    """Pool worker set-up: one OpenCV thread per process, Ctrl-C handled by the parent only, and
+    exit as soon as the parent dies (e.g. kill -9), so no orphan keeps writing into OUT_DIR."""
     import cv2
 
     cv2.setNumThreads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def exit_with_parent() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=exit_with_parent, daemon=True).start()
 
 
 def _save(path: Path, image, image_format: str) -> None:
@@ -266,7 +276,11 @@ def _process_reference(task: _Task) -> _Outcome:
                       width=width, height=height) for level, path in enumerate(paths, start=1)]
         if all((out_dir / path).exists() for path in paths):
             continue
-        for path, level_image in zip(paths, distortions.apply_levels(image, name, seed=seed)):
+        try:
+            levels = distortions.apply_levels(image, name, seed=seed)
+        except Exception as exc:  # one failing type must not stop a long batch; no marker, so a re-run retries
+            return _Outcome(reference, written, pristine.notes, None, f"{name} failed ({exc.__class__.__name__}: {exc})")
+        for path, level_image in zip(paths, levels):
             _save(out_dir / path, level_image, fmt)
             written += 1
     rows.sort(key=_row_key)
@@ -333,6 +347,8 @@ def _run_tasks(tasks: list[_Task], workers: int, progress: bool, log: Log) -> li
             log(f"{outcome.reference}: {note}")
         if outcome.skipped:
             log(f"skipped {outcome.reference}: {outcome.skipped}")
+        if outcome.error:
+            log(f"error on {outcome.reference}: {outcome.error}; left out, a re-run retries it")
         outcomes.append(outcome)
         bar.set_postfix(images=written, refresh=False)
         bar.update()
@@ -350,12 +366,14 @@ def _run_tasks(tasks: list[_Task], workers: int, progress: bool, log: Log) -> li
                 cv2.setNumThreads(threads)
         else:
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+            with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
                 futures = [pool.submit(_process_reference, task) for task in tasks]
                 try:
                     for future in as_completed(futures):
                         record(future.result())
-                except BaseException:
+                except BaseException as exc:
+                    if isinstance(exc, KeyboardInterrupt):
+                        log("interrupted: letting the workers finish the references in progress...")
                     pool.shutdown(wait=True, cancel_futures=True)
                     raise
     except KeyboardInterrupt:
@@ -426,7 +444,8 @@ def generate(
     records.update({outcome.reference: _finished_record(out, src, outcome.reference) for outcome in outcomes})
     rows = sorted((row for record in records.values() if record and not record["skipped"] for row in record["rows"]),
                   key=_row_key)
-    skipped = sorted((ref, record["skipped"]) for ref, record in records.items() if record and record["skipped"])
+    skipped = sorted([(ref, record["skipped"]) for ref, record in records.items() if record and record["skipped"]]
+                     + [(outcome.reference, f"error: {outcome.error}") for outcome in outcomes if outcome.error])
     usable = len(mine) - len(skipped)
     skipped_csv = out / f"skipped{suffix}.csv"
     write_text_atomic(skipped_csv, _csv_text(SKIPPED_COLUMNS, (dict(path=p, reason=r) for p, r in skipped)))

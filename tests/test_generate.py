@@ -141,6 +141,26 @@ def test_resume_redoes_a_partial_reference_and_removes_temp_files(src, tmp_path)
     assert run(src, partial).images_written == 0
 
 
+def test_a_failing_type_leaves_its_reference_out_and_a_rerun_retries_it(src, tmp_path, monkeypatch):
+    clean, flaky = tmp_path / "clean", tmp_path / "flaky"
+    run(src, clean)
+    real = distortions.apply_levels
+    broken_seed = distortion_seed(0, "p01.png", "white_noise")
+
+    def failing_once(image, name, seed=None):
+        if seed == broken_seed:
+            raise RuntimeError("simulated bug")
+        return real(image, name, seed=seed)
+
+    monkeypatch.setattr(distortions, "apply_levels", failing_once)
+    summary = run(src, flaky)
+    assert summary.skipped == 1 and summary.images_total == 3 * 11
+    assert "white_noise failed (RuntimeError: simulated bug)" in (flaky / "skipped.csv").read_text()
+    monkeypatch.setattr(distortions, "apply_levels", real)
+    assert run(src, flaky).images_written == 5
+    assert tree(flaky) == tree(clean)
+
+
 def test_changed_options_are_refused(src, tmp_path):
     run(src, tmp_path / "out", seed=1)
     with pytest.raises(UserError, match="seed"):
