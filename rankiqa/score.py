@@ -204,29 +204,38 @@ class Scorer:
         self._fast = inference_copy(self.module)
 
     def score(self, x: Any) -> float | list[float]:
-        """Score a path, a PIL image or a uint8 array (one float), or a list/tuple of them (a list)."""
-        if isinstance(x, (list, tuple)):
-            return [self.score(item) for item in x]
-        image = read_for_scoring(x) if isinstance(x, (str, os.PathLike)) else x
-        return self._aggregate(self.per_patch(image))
+        """Score a path, a PIL image or a uint8 array (one float), or a list/tuple of them (a list).
+
+        A list is scored in shared forward passes; a bad item raises ``UserError`` naming its index.
+        """
+        single = not isinstance(x, (list, tuple))
+        results = list(self.score_many([x] if single else x))
+        for index, result in enumerate(results):
+            if result.error is not None:
+                raise UserError(f"{result.path}: {result.error}" if single else f"item {index} ({result.path}): {result.error}")
+        scores = [result.score for result in results]
+        return scores[0] if single else scores
 
     def per_patch(self, image: Any) -> np.ndarray:
         """The (patches,) float64 scores of one image's seeded crops."""
         return forward_patches(self._fast, _seeded_patches(image, self.patches, self.patch_size, self.seed), self.batch_size)
 
-    def score_files(self, paths: Iterable[str | os.PathLike]) -> Iterator[ImageScore]:
-        """One ``ImageScore`` per path, in order; unreadable or too small files carry an ``error``.
+    def score_many(self, items: Iterable[Any]) -> Iterator[ImageScore]:
+        """One ``ImageScore`` per path, PIL image or uint8 array, in order; unreadable, invalid or
+        too small inputs carry an ``error`` instead of a score.
 
         Patches of consecutive images share forward passes of up to ``batch_size`` patches.
         """
         queue: list[tuple[ImageScore, np.ndarray]] = []
         pending = 0
-        for path in paths:
-            result = ImageScore(str(path))
+        for index, item in enumerate(items):
+            is_path = isinstance(item, (str, os.PathLike))
+            result = ImageScore(str(item) if is_path else f"<{type(item).__name__} {index}>")
             try:
-                crops = _seeded_patches(read_for_scoring(path), self.patches, self.patch_size, self.seed)
+                image = read_for_scoring(item) if is_path else item
+                crops = _seeded_patches(image, self.patches, self.patch_size, self.seed)
             except (UserError, ValueError, TypeError) as exc:
-                result.error = str(exc).removeprefix(f"{path}: ")
+                result.error = str(exc).removeprefix(f"{item}: ") if is_path else str(exc)
                 crops = np.zeros((0, self.patch_size, self.patch_size, 3), np.uint8)
             queue.append((result, crops))
             pending += len(crops)
@@ -436,7 +445,7 @@ def score_paths(
     scored: list[ImageScore] = []
     taken: set[str] = set()
     show_bar = len(files) > 1 and any(not Path(item).is_file() for item in inputs)
-    for result in tqdm(scorer.score_files(files), total=len(files), unit="img", disable=None if show_bar else True, leave=False):
+    for result in tqdm(scorer.score_many(files), total=len(files), unit="img", disable=None if show_bar else True, leave=False):
         if result.error is None:
             scored.append(result)
             if heatmap_dir is not None:

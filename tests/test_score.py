@@ -101,7 +101,7 @@ def test_small_images_are_upscaled_and_tiny_ones_rejected(tiny_module):
     assert fit_to_patch(_image(0, 40, 100), 224).shape == (224, 560, 3)
     assert fit_to_patch(_image(0, 300, 400), 224).shape == (300, 400, 3)
     scorer = Scorer(tiny_module, patches=3, patch_size=PATCH)
-    with pytest.raises(ValueError, match="too small"):
+    with pytest.raises(UserError, match="too small"):
         scorer.score(_image(0, 20, 300))
 
 
@@ -115,15 +115,16 @@ def test_score_accepts_path_pil_array_and_list(tmp_path, tiny_module):
     assert scorer.score(str(tmp_path / "a.png")) == by_array
     assert scorer.score(Image.fromarray(image)) == by_array
     assert scorer.score([image, image[:, :, 0]]) == [by_array, scorer.score(np.repeat(image[:, :, :1], 3, axis=2))]
-    with pytest.raises(TypeError):
-        scorer.score(image.astype(np.float32))
+    assert scorer.score([]) == []
+    with pytest.raises(UserError, match="item 1 .*dtype uint8"):
+        scorer.score([image, image.astype(np.float32)])
 
 
 def test_scores_do_not_depend_on_batch_size_or_neighbours(image_folder, tiny_module):
     files = sorted(image_folder.glob("*.png"))
-    one = [r.score for r in Scorer(tiny_module, patches=6, patch_size=PATCH, batch_size=1).score_files(files)]
-    many = [r.score for r in Scorer(tiny_module, patches=6, patch_size=PATCH, batch_size=64).score_files(files)]
-    alone = Scorer(tiny_module, patches=6, patch_size=PATCH, batch_size=7).score_files(files[1:2])
+    one = [r.score for r in Scorer(tiny_module, patches=6, patch_size=PATCH, batch_size=1).score_many(files)]
+    many = [r.score for r in Scorer(tiny_module, patches=6, patch_size=PATCH, batch_size=64).score_many(files)]
+    alone = Scorer(tiny_module, patches=6, patch_size=PATCH, batch_size=7).score_many(files[1:2])
     np.testing.assert_allclose(one, many, rtol=1e-5)
     assert next(alone).score == pytest.approx(one[1], rel=1e-5)
 
@@ -205,6 +206,16 @@ def test_backbone_names_give_an_untrained_model():
     scorer = rankiqa.load_model("tiny", patches=2, patch_size=PATCH)
     assert scorer.module.config["backbone"] == "tiny"
     assert isinstance(scorer.score(_image(0)), float)
+
+
+def test_a_stripped_checkpoint_dropped_in_place_becomes_the_default(tmp_path, tiny_checkpoint, monkeypatch):
+    from rankiqa.export import strip_checkpoint
+
+    bundled = strip_checkpoint(tiny_checkpoint, tmp_path / "assets" / "default.pt")
+    monkeypatch.setattr("rankiqa.score.DEFAULT_WEIGHTS", bundled)
+    scorer = rankiqa.load_model("default", patches=3, patch_size=PATCH)
+    reference = rankiqa.load_model(tiny_checkpoint, patches=3, patch_size=PATCH)
+    assert scorer.score(_image(3)) == pytest.approx(reference.score(_image(3)), abs=1e-2)
 
 
 def test_default_model_is_bundled_or_clearly_missing():

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Reproduce the bundled default model rankiqa/assets/default.pt (see rankiqa/assets/MODEL_CARD.md).
+#
+#   bash benchmarks/train_default.sh            # from the repository root; ~20 min on 2 CPU cores
+#
+# Data: ../shared/data/pristine/train only (280 photos: CBSD68, McMaster, Sun-Hays 80, Urban100,
+# Set5/Set14, scikit-image samples), distorted on the fly with every registered type at 5 levels.
+# Validation: Kodak24 (../shared/data/pristine/val), ranked sets only, never used for training.
+# No Kodak, LIVE, TID2013 or CSIQ reference photo is trained on.
+# Recipe: ImageNet-initialised efficientnet_lite0, batch-ranking (efficient Siamese all-pairs) loss.
+# Knobs (environment): STEPS, PATCH, BATCH_SETS, THREADS, RUN (run folder), WEIGHTS (where the
+# stripped model goes), CHECK=0 to skip benchmarks/check_default_model.py (~20 min) at the end. Sized from a step-time probe
+# on the shared 2-core machine (forward+backward+Adam, 12 patches of 128 px: 2.5 s under load 8);
+# check the s/step shown by the progress bar in the first minute and lower STEPS if needed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STEPS="${STEPS:-400}"
+PATCH="${PATCH:-160}"
+BATCH_SETS="${BATCH_SETS:-3}"
+THREADS="${THREADS:-2}"
+RUN="${RUN:-runs/default}"
+WEIGHTS="${WEIGHTS:-rankiqa/assets/default.pt}"
+RANKIQA="${RANKIQA:-.venv/bin/rankiqa}"
+
+"$RANKIQA" train \
+  --pristine ../shared/data/pristine/train \
+  --val-pristine ../shared/data/pristine/val \
+  --backbone efficientnet_lite0 --pretrained \
+  --loss batch-ranking --distortions all \
+  --steps "$STEPS" --batch-sets "$BATCH_SETS" --patch "$PATCH" \
+  --lr 1e-4 --schedule cosine \
+  --distort-crops --max-side 512 \
+  --val-every 100 --val-sets 140 \
+  --threads "$THREADS" --seed 0 \
+  --out "$RUN"
+
+# Strip best.pt to model config + float16 weights (loads with weights_only=True, ~7 MB).
+"$RANKIQA" export --weights "$RUN/best.pt" --format weights --out "$WEIGHTS"
+ls -l "$WEIGHTS"
+sha256sum "$WEIGHTS"
+if [ "${CHECK:-1}" != 0 ]; then
+  "${PYTHON:-.venv/bin/python}" benchmarks/check_default_model.py --weights "$WEIGHTS"
+fi
