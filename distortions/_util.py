@@ -58,10 +58,3 @@ def strictly_increasing_counts(counts: tuple[int, ...], shape: tuple[int, ...]) 
         out.append(max(out[-1] + 1 if out else 1, int(round(count * scale))))
     return tuple(out)
 
-
-def shift_replicate(channel: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """``channel`` moved by (dy, dx) pixels (down/right positive); uncovered pixels replicate the edge."""
-    height, width = channel.shape[:2]
-    pad = max(abs(dy), abs(dx))
-    padded = cv2.copyMakeBorder(channel, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    return padded[pad - dy : pad - dy + height, pad - dx : pad - dx + width]

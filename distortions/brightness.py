@@ -1,6 +1,7 @@
 """Brightness family: brighten and darken (tone curves), mean shift up and down."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from distortions._registry import register
@@ -27,11 +28,10 @@ def midpoint_curve(x: np.ndarray, amount: float) -> np.ndarray:
 )
 def brighten(image: np.ndarray, level: int, rng: np.random.Generator) -> np.ndarray:
     amount = BRIGHTEN_AMOUNTS[level - 1]
-    rgb_curved = apply_tone_curve(image, midpoint_curve(GRAY, amount)).astype(np.float32)
+    rgb_curved = apply_tone_curve(image, midpoint_curve(GRAY, amount))
     lab = to_lab(image)
     lab[:, :, 0] = 100 * midpoint_curve(lab[:, :, 0] / 100, amount)
-    lab_curved = from_lab(lab).astype(np.float32)
-    return np.clip(np.rint((2 * rgb_curved + lab_curved) / 3), 0, 255).astype(np.uint8)
+    return cv2.addWeighted(rgb_curved, 2 / 3, from_lab(lab), 1 / 3, 0.0)
 
 
 @register(

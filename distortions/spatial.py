@@ -10,6 +10,7 @@ import numpy as np
 
 from distortions._registry import register
 from distortions._util import scaled_length
+from distortions.noise import normal_field
 
 JITTER_AMOUNTS = (0.05, 0.1, 0.2, 0.5, 1.0)
 JITTER_ITERATIONS = 5
@@ -32,7 +33,7 @@ BLOCK_SIDE = 32
 )
 def jitter(image: np.ndarray, level: int, rng: np.random.Generator) -> np.ndarray:
     height, width = image.shape[:2]
-    field = rng.standard_normal((2, height, width), dtype=np.float32)
+    field = normal_field((2, height, width), rng)
     scale = np.float32(np.sqrt(JITTER_ITERATIONS) * JITTER_AMOUNTS[level - 1])
     grid_y, grid_x = np.mgrid[0:height, 0:width].astype(np.float32)
     return cv2.remap(
