@@ -9,8 +9,8 @@ import numpy as np
 from distortions._registry import NUM_LEVELS, apply_levels, as_rgb_uint8, get
 
 LABEL_HEIGHT = 18
-NAME_WIDTH = 170
-PARAMETER_CHARS = 30
+NAME_WIDTH = 200
+PARAMETER_CHARS = 38
 
 
 def _put_text(canvas: np.ndarray, text: str, origin: tuple[int, int], scale: float = 0.45) -> None:

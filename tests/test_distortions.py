@@ -64,6 +64,15 @@ def test_same_seed_same_output_and_levels_share_random_fields(name, small_image)
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_views_give_the_same_result_as_contiguous_copies(name):
+    base = np.random.default_rng(0).integers(0, 256, (40, 96, 3), dtype=np.uint8)
+    view = base[:, ::2]
+    np.testing.assert_array_equal(
+        distortions.apply(view, name, 4, seed=5), distortions.apply(np.ascontiguousarray(view), name, 4, seed=5)
+    )
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_minimum_size_and_gray_input(name):
     gray = np.random.default_rng(0).integers(0, 256, (32, 33), dtype=np.uint8)
     for out in distortions.apply_levels(gray, name, seed=0):
