@@ -251,15 +251,16 @@ def _process_reference(task: _Task) -> _Outcome:
     stamp = _source_stamp(source)
     marker = _marker_path(out_dir, reference)
     folder = out_dir / reference_folder(reference)
+    _remove_temp_files(marker.parent, marker.stem)
     try:
         pristine = load_pristine(source, max_side=settings.max_side, max_pixels=settings.max_pixels)
     except UnusableImage as exc:
+        shutil.rmtree(folder, ignore_errors=True)
         write_text_atomic(marker, json.dumps({"reference": reference, "source": stamp, "skipped": exc.reason}))
         return _Outcome(reference, 0, (), exc.reason)
-    if not task.reuse_existing and folder.exists():
-        shutil.rmtree(folder)
+    if not task.reuse_existing:
+        shutil.rmtree(folder, ignore_errors=True)
     _remove_temp_files(folder, "*")
-    _remove_temp_files(marker.parent, marker.stem)
     image = pristine.image
     height, width = image.shape[:2]
     fmt = settings.image_format
