@@ -41,9 +41,11 @@ def jitter(image: np.ndarray, level: int, rng: np.random.Generator) -> np.ndarra
     )
 
 
-def nonzero_offsets(limit: int, count: int, rng: np.random.Generator) -> np.ndarray:
-    """``count`` integers in [-limit, limit] without 0."""
-    return rng.integers(1, limit + 1, count) * rng.choice([-1, 1], count)
+def moved(starts: np.ndarray, limit: int, upper: int, rng: np.random.Generator) -> np.ndarray:
+    """``starts`` moved by a non-zero offset in [-limit, limit], mirrored when it would leave [0, upper]."""
+    offsets = rng.integers(1, limit + 1, len(starts)) * rng.choice([-1, 1], len(starts))
+    targets = starts + offsets
+    return np.clip(np.where((targets < 0) | (targets > upper), starts - offsets, targets), 0, upper)
 
 
 @register(
@@ -57,11 +59,10 @@ def nonzero_offsets(limit: int, count: int, rng: np.random.Generator) -> np.ndar
 def non_eccentricity_patch(image: np.ndarray, level: int, rng: np.random.Generator) -> np.ndarray:
     height, width = image.shape[:2]
     side = min(scaled_length(PATCH_SIDE, image.shape, 2), height // 2, width // 2)
-    limit = max(1, scaled_length(PATCH_OFFSET, image.shape, 1))
+    limit = min(scaled_length(PATCH_OFFSET, image.shape, 1), side)
     count = PATCH_COUNTS[-1]
     ys, xs = rng.integers(0, height - side + 1, count), rng.integers(0, width - side + 1, count)
-    to_y = np.clip(ys + nonzero_offsets(limit, count, rng), 0, height - side)
-    to_x = np.clip(xs + nonzero_offsets(limit, count, rng), 0, width - side)
+    to_y, to_x = moved(ys, limit, height - side, rng), moved(xs, limit, width - side, rng)
     out = image.copy()
     used = PATCH_COUNTS[level - 1]
     for y, x, ty, tx in zip(ys[:used], xs[:used], to_y[:used], to_x[:used]):
