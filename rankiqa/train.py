@@ -328,7 +328,7 @@ def _setup_distributed(device_name: str) -> tuple[_Distributed, torch.device]:
     if use_cuda and not torch.cuda.is_available():
         raise UserError("--device cuda requested but no CUDA device is available")
     if use_cuda:
-        device = torch.device(f"cuda:{info.local_rank}" if world_size > 1 or device_name == "auto" else device_name)
+        device = torch.device(device_name if device_name.startswith("cuda:") and world_size == 1 else f"cuda:{info.local_rank}")
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
