@@ -144,6 +144,7 @@ class TrainResult:
     last_val: dict[str, float] = field(default_factory=dict)
     sets_per_second: float = 0.0
     interrupted: bool = False
+    rank: int = 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -570,7 +571,7 @@ def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Datase
         dist.barrier()
         dist.destroy_process_group()
     sets_per_second = trained_steps * config.batch_sets * info.world_size / train_time if train_time else 0.0
-    return TrainResult(run_dir, step, total_steps, best_srcc, last_val, sets_per_second, interrupted)
+    return TrainResult(run_dir, step, total_steps, best_srcc, last_val, sets_per_second, interrupted, info.rank)
 
 
 def _progress_bar(enabled: bool, initial: int, total: int):

@@ -61,6 +61,19 @@ def test_tiny_pretrained_is_refused():
         create_model("tiny", pretrained=True)
 
 
+def test_torchvision_download_failure_is_a_user_error(monkeypatch):
+    import urllib.error
+
+    from torchvision.models import ResNet18_Weights
+
+    def offline(self, *args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(type(ResNet18_Weights.IMAGENET1K_V1), "get_state_dict", offline)
+    with pytest.raises(UserError, match="could not fetch ImageNet weights ResNet18_Weights.IMAGENET1K_V1"):
+        create_model("resnet18", pretrained=True)
+
+
 def test_bad_input_shape_is_a_value_error():
     with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
         create_model("tiny")(torch.rand(3, 32, 32))

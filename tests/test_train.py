@@ -164,6 +164,12 @@ def test_ctrl_c_saves_and_resume_matches_uninterrupted_run(tmp_path):
     assert resumed.best_srcc == pytest.approx(reference.best_srcc)
 
 
+def test_epochs_set_the_step_count(tmp_path):
+    result = train(_config(tmp_path, steps=None, epochs=2, val_every=100), NoiseSets(), None, progress=False)
+    assert result.total_steps == 2 * steps_per_epoch(len(NoiseSets()), 3) == 8 and result.step == 8
+    assert load_checkpoint(result.run_dir / "best.pt")["step"] == 8  # no validation: best = last
+
+
 def test_existing_run_needs_resume_and_resume_refuses_changed_options(tmp_path):
     train(_config(tmp_path, steps=2, val_every=2), NoiseSets(), None, progress=False)
     with pytest.raises(UserError, match="already holds a run.*--resume"):

@@ -63,6 +63,8 @@ def train(distortion_spec: str, quiet: bool, **options) -> None:
     if result.interrupted:
         click.echo(f"interrupted at step {result.step}/{result.total_steps}; continue with --resume", err=True)
         sys.exit(130)
+    if result.rank:
+        return
     best = "n/a" if result.best_srcc is None else f"{result.best_srcc:.4f}"
     click.echo(f"done: {result.step} steps, {result.sets_per_second:.2f} sets/s, best val SRCC {best}, "
                f"run in {result.run_dir}")
