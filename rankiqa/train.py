@@ -395,6 +395,20 @@ def _checkpoint_payload(model: nn.Module, optimizer, scheduler, step: int, confi
     }
 
 
+def _restore(last_path: Path, config: TrainConfig, device: torch.device, model: nn.Module, optimizer,
+             scheduler) -> tuple[int, list[dict[str, Any]], float | None]:
+    """Load ``last.pt`` into model, optimiser, scheduler and the RNG; returns (step, metrics, best SRCC)."""
+    payload = load_checkpoint(last_path, map_location=device)
+    differences = _config_differences(payload.get("config", {}), config)
+    if differences:
+        raise UserError(f"--resume {last_path}: options differ from the saved run: {', '.join(differences)}")
+    model.load_state_dict(payload["model_state"])
+    optimizer.load_state_dict(payload["optimizer_state"])
+    scheduler.load_state_dict(payload["scheduler_state"])
+    torch.set_rng_state(payload["rng_state"].cpu())
+    return payload["step"], list(payload["metrics"]), payload["best_srcc"]
+
+
 def _config_differences(saved: dict[str, Any], current: TrainConfig) -> list[str]:
     now = current.to_dict()
     return sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
@@ -474,25 +488,16 @@ def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Datase
     scheduler = _make_scheduler(optimizer, config, total_steps)
     step, metrics, best_srcc = 0, [], None
     if config.resume and last_path.exists():
-        payload = load_checkpoint(last_path, map_location=device)
-        differences = _config_differences(payload.get("config", {}), config)
-        if differences:
-            raise UserError(f"--resume {last_path}: options differ from the saved run: {', '.join(differences)}")
-        model.load_state_dict(payload["model_state"])
-        optimizer.load_state_dict(payload["optimizer_state"])
-        scheduler.load_state_dict(payload["scheduler_state"])
-        torch.set_rng_state(payload["rng_state"])
-        step, metrics, best_srcc = payload["step"], list(payload["metrics"]), payload["best_srcc"]
+        step, metrics, best_srcc = _restore(last_path, config, device, model, optimizer, scheduler)
     if info.rank:
         torch.manual_seed(config.seed * 7919 + info.rank + step)
     if info.world_size > 1:
         ranker = nn.parallel.DistributedDataParallel(ranker, device_ids=[device.index] if device.type == "cuda" else None)
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _write_text_atomic(run_dir / "config.json", json.dumps(
-            {**config.to_dict(), "total_steps": total_steps, "world_size": info.world_size,
-             "train_sets": len(train_set), "val_sets_available": len(val_set) if val_set is not None else 0},
-            indent=2) + "\n")
+        resolved = {**config.to_dict(), "total_steps": total_steps, "world_size": info.world_size,
+                    "train_sets": len(train_set), "val_sets_available": len(val_set) if val_set is not None else 0}
+        _write_text_atomic(run_dir / "config.json", json.dumps(resolved, indent=2) + "\n")
 
     def save(path: Path) -> None:
         if info.is_main:
