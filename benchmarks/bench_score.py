@@ -8,16 +8,20 @@ Run from the repository root:
 The default model is rankiqa/assets/default.pt; when it is absent a randomly initialised
 efficientnet_lite0 is timed instead (same architecture, same speed) and the table says so.
 The ResNet-50 scorer is torchvision's ResNet-50 with random weights behind the same score head and
-the same scoring path (``rankiqa.score.Scorer``). Images are seeded random 512x512 arrays (speed
-does not depend on content); each cell is the median of --repeats runs after one warm-up.
-Peak memory: ``rankiqa score`` on a synthetic 6000x4000 JPEG (and a 600x400 one: the baseline) in a subprocess, max RSS from
-``resource.getrusage(RUSAGE_CHILDREN)``, read in a small helper process that starts it: Linux
-carries the parent's memory high-water mark into a child started by fork/vfork + exec, so this
-(large) benchmark process must not be the direct parent.
+the same scoring path (``rankiqa.score.Scorer``). Images are seeded synthetic 512x512 photos.
+Each cell is the median [and best] of --repeats runs after one warm-up; the two models take
+turns in every repeat, and the speed-up is the median of the paired time ratios (robust to load
+from other processes on a shared machine; the load average is printed).
+
+Peak memory: ``rankiqa score`` on a synthetic 6000x4000 JPEG (and on a 600x400 one, the baseline
+of torch itself) in a subprocess; max RSS from ``resource.getrusage(RUSAGE_CHILDREN)``, read in a
+small helper process that starts it, because Linux carries the parent's memory high-water mark
+into a child started by fork/vfork + exec, so this large process must not be the direct parent.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import subprocess
@@ -41,16 +45,19 @@ MEASURE = (
 )
 
 
-def time_scoring(module, images: list[np.ndarray], patches: int, repeats: int) -> float:
-    """Median seconds to score ``images`` with ``patches`` patches each (after one warm-up run)."""
-    scorer = Scorer(module, patches=patches)
-    scorer.score(images)
-    runs = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def time_interleaved(modules: dict[str, torch.nn.Module], images: list[np.ndarray], patches: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds per run scoring ``images`` (``patches`` each), per model; the models take turns in
+    every repeat (after one warm-up run each) so that load from other processes hits them alike."""
+    scorers = {name: Scorer(module, patches=patches) for name, module in modules.items()}
+    for scorer in scorers.values():
         scorer.score(images)
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs)
+    runs: dict[str, list[float]] = {name: [] for name in scorers}
+    for _ in range(repeats):
+        for name, scorer in scorers.items():
+            start = time.perf_counter()
+            scorer.score(images)
+            runs[name].append(time.perf_counter() - start)
+    return runs
 
 
 def synthetic_photo(size: tuple[int, int], seed: int = 0) -> np.ndarray:
@@ -96,22 +103,26 @@ def main() -> None:
     models["resnet50 (random init)"] = load_module("resnet50")
     images = [synthetic_photo((512, 512), seed) for seed in range(args.images)]
 
-    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"{args.images} images of 512x512, 224 px patches, median of {args.repeats}\n")
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f}), "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.images} images of 512x512, "
+          f"224 px patches; median [best] of {args.repeats} runs\n")
     print("| model | patches/image | patches/s | images/s |\n|---|---|---|---|")
-    rates: dict[str, dict[int, float]] = {}
-    for name, module in models.items():
-        for patches in PATCH_COUNTS:
-            seconds = time_scoring(module, images, patches, args.repeats)
-            rates.setdefault(name, {})[patches] = args.images * patches / seconds
-            print(f"| {name} | {patches} | {args.images * patches / seconds:.1f} | {args.images / seconds:.2f} |")
-    ours, resnet = (rates[name] for name in models)
-    print("\nspeed-up vs ResNet-50 (patches/s): " + ", ".join(f"{p} patches {ours[p] / resnet[p]:.1f}x" for p in PATCH_COUNTS))
+    speedups = []
+    for patches in PATCH_COUNTS:
+        runs = time_interleaved(models, images, patches, args.repeats)
+        for name, seconds in runs.items():
+            median, fastest = statistics.median(seconds), min(seconds)
+            print(f"| {name} | {patches} | {args.images * patches / median:.1f} [{args.images * patches / fastest:.1f}] "
+                  f"| {args.images / median:.2f} [{args.images / fastest:.2f}] |")
+        ours, resnet = runs.values()
+        speedups.append(f"{patches} patches {statistics.median(r / o for o, r in zip(ours, resnet)):.1f}x")
+    print("\nspeed-up vs ResNet-50 (median over repeats of the paired time ratio): " + ", ".join(speedups))
     print()
     for size in (SMALL_SIZE, BIG_SIZE):
         rss, wall, nbytes = peak_rss_of_scoring(model_args, 30, size)
         print(f"{size[0]}x{size[1]} JPEG ({size[0] * size[1] / 1e6:.1f} MP, {nbytes / 2**20:.1f} MiB), "
               f"`rankiqa score {' '.join(model_args)} --patches 30`: peak RSS {rss:.0f} MiB, {wall:.1f} s wall (start included)")
+
 
 if __name__ == "__main__":
     main()

@@ -8,17 +8,19 @@
 # Validation: Kodak24 (../shared/data/pristine/val), ranked sets only, never used for training.
 # No Kodak, LIVE, TID2013 or CSIQ reference photo is trained on.
 # Recipe: ImageNet-initialised efficientnet_lite0, batch-ranking (efficient Siamese all-pairs) loss.
-# Knobs (environment): STEPS, PATCH, BATCH_SETS, THREADS, RUN (run folder), WEIGHTS (where the
-# stripped model goes), CHECK=0 to skip benchmarks/check_default_model.py (~20 min) at the end. Sized from a step-time probe
-# on the shared 2-core machine (forward+backward+Adam, 12 patches of 128 px: 2.5 s under load 8);
-# check the s/step shown by the progress bar in the first minute and lower STEPS if needed.
+# Knobs (environment): STEPS, PATCH, BATCH_SETS, THREADS, WORKERS, RUN (run folder), WEIGHTS (where
+# the stripped model goes), CHECK=0 to skip benchmarks/check_default_model.py (~20 min) at the end.
+# Sizing: README "Training" measured 2.09 sets/s at patch 128 and 0.83 at 224 with --threads 1
+# --workers 1 on the shared 2-core VM, so 400 steps x 4 sets at patch 160 (~1.5 sets/s) take about
+# 18 min plus 4 validations of 140 sets. The progress bar shows sets/s: lower STEPS if it is slower.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 STEPS="${STEPS:-400}"
 PATCH="${PATCH:-160}"
-BATCH_SETS="${BATCH_SETS:-3}"
-THREADS="${THREADS:-2}"
+BATCH_SETS="${BATCH_SETS:-4}"
+THREADS="${THREADS:-1}"
+WORKERS="${WORKERS:-1}"
 RUN="${RUN:-runs/default}"
 WEIGHTS="${WEIGHTS:-rankiqa/assets/default.pt}"
 RANKIQA="${RANKIQA:-.venv/bin/rankiqa}"
@@ -30,9 +32,9 @@ RANKIQA="${RANKIQA:-.venv/bin/rankiqa}"
   --loss batch-ranking --distortions all \
   --steps "$STEPS" --batch-sets "$BATCH_SETS" --patch "$PATCH" \
   --lr 1e-4 --schedule cosine \
-  --distort-crops --max-side 512 \
+  --max-side 512 \
   --val-every 100 --val-sets 140 \
-  --threads "$THREADS" --seed 0 \
+  --threads "$THREADS" --workers "$WORKERS" --seed 0 \
   --out "$RUN"
 
 # Strip best.pt to model config + float16 weights (loads with weights_only=True, ~7 MB).

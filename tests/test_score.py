@@ -226,3 +226,21 @@ def test_default_model_is_bundled_or_clearly_missing():
     else:
         with pytest.raises(UserError, match="default weights are not bundled in this build"):
             rankiqa.load_model("default")
+
+
+@pytest.mark.slow
+def test_a_24_megapixel_jpeg_is_scored_below_2_gb(tmp_path, tiny_checkpoint):
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(0)
+    gradient = np.linspace(0, 255, 6000, dtype=np.float32)[None, :, None] + np.zeros((4000, 1, 3), np.float32)
+    Image.fromarray(np.clip(gradient + rng.normal(0, 4, (4000, 1, 3)), 0, 255).astype(np.uint8)).save(tmp_path / "big.jpg", quality=85)
+    measure = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    command = [sys.executable, "-m", "rankiqa", "score", str(tmp_path / "big.jpg"), "--weights", str(tiny_checkpoint), "--format", "csv"]
+    done = subprocess.run([sys.executable, "-c", measure, *command], capture_output=True, text=True, check=True)
+    lines = done.stdout.split()
+    peak_mib = int(lines[-1]) / 1024
+    assert "big.jpg" in done.stdout
+    assert peak_mib < 2048, f"peak RSS {peak_mib:.0f} MiB"
