@@ -98,15 +98,17 @@ def crop_patches(image: np.ndarray, positions: np.ndarray, patch_size: int) -> n
 
 
 def forward_patches(module, patches: np.ndarray, batch_size: int) -> np.ndarray:
-    """Model scores (float64, shape (N,)) of uint8 (N, P, P, 3) patches, ``batch_size`` at a time."""
+    """Model scores (float64, shape (N,)) of uint8 (N, P, P, 3) patches, ``batch_size`` at a time,
+    computed on the device of the module's parameters."""
     import torch
 
+    device = next(module.parameters(), torch.empty(0)).device
     out = []
     with torch.inference_mode():
         for start in range(0, len(patches), batch_size):
-            nhwc = torch.from_numpy(patches[start : start + batch_size]).float().div_(255)
+            nhwc = torch.from_numpy(patches[start : start + batch_size]).to(device).float().div_(255)
             batch = nhwc.permute(0, 3, 1, 2)  # a channels-last view: no copy, the fast layout on CPU
-            out.append(module(batch).reshape(-1).double().numpy())
+            out.append(module(batch).reshape(-1).double().cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
 

@@ -24,6 +24,7 @@ from rankiqa.score import (
     expand_paths,
     fit_to_patch,
     grid_positions,
+    heatmap_overlay,
     inference_copy,
     patch_positions,
     score_image,
@@ -157,6 +158,14 @@ def test_inference_copy_folds_batchnorm_without_changing_scores():
     x = torch.rand(4, 3, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(fast(x), module(x), rtol=1e-5, atol=1e-5)
+
+
+def test_heatmap_tints_the_worst_cell_red_and_the_best_green():
+    image = np.full((64, 128, 3), 128, np.uint8)
+    overlay = heatmap_overlay(image, np.array([[0, 0], [0, 64]]), np.array([-1.0, 2.0]), 64)
+    assert overlay.shape == image.shape and overlay.dtype == np.uint8
+    worst, best = overlay[:8, :8].astype(int).mean(axis=(0, 1)), overlay[:8, 64:72].astype(int).mean(axis=(0, 1))
+    assert worst[0] > worst[1] and best[1] > best[0]
 
 
 def test_expand_paths_folders_globs_and_missing(image_folder):
