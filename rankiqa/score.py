@@ -356,7 +356,7 @@ def load_module(name_or_checkpoint: str | os.PathLike = "default"):
     backbone, _, suffix = name.partition(":")
     if backbone in models.list_backbones() and suffix in ("", "pretrained"):
         return models.create_model(backbone, pretrained=suffix == "pretrained").eval()
-    if Path(name).is_file():
+    if Path(name).is_file() or name.endswith((".pt", ".pth")) or os.sep in name:
         return models.model_from_checkpoint(name).eval()
     raise UserError(
         f"model {name!r}: not 'default', not a checkpoint file, and not a backbone "

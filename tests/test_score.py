@@ -206,9 +206,11 @@ def test_cli_fails_only_when_nothing_is_scored(tmp_path, tiny_checkpoint):
     assert "no image could be scored" in str(result.exception)
 
 
-def test_unknown_model_name_is_a_user_error():
+def test_unknown_model_name_or_missing_checkpoint_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="not a backbone"):
         rankiqa.load_model("resnet51")
+    with pytest.raises(UserError, match="checkpoint not found"):
+        rankiqa.load_model(tmp_path / "missing.pt")
 
 
 def test_backbone_names_give_an_untrained_model():
