@@ -40,15 +40,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from rankiqa.atomic import write_text_atomic
 from rankiqa.errors import UserError
-from rankiqa.imageio import (
-    DEFAULT_MAX_PIXELS,
-    MIN_PRISTINE_SIDE,
-    UnusableImage,
-    load_pristine,
-    write_image,
-    write_text_atomic,
-)
+from rankiqa.imageio import DEFAULT_MAX_PIXELS, MIN_PRISTINE_SIDE, UnusableImage, load_pristine, write_image
+from rankiqa.seeding import stable_seed
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pnm")
 OUTPUT_FORMATS = ("png", "bmp", "jpg")
@@ -61,13 +56,6 @@ SETTINGS_FILE = "generate.json"
 _SHARD_MANIFEST = re.compile(r"^manifest-shard-(\d+)-of-(\d+)\.csv$")
 
 Log = Callable[[str], None]
-
-
-def stable_seed(*parts: Any) -> int:
-    """A seed in [0, 2**63) from ``parts`` (joined as text), stable across runs, processes and machines."""
-    text = "\x1f".join(str(part) for part in parts)
-    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") >> 1
 
 
 def distortion_seed(seed: int, reference: str, distortion: str) -> int:

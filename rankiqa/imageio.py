@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from rankiqa.atomic import atomic_path
 from rankiqa.errors import UserError
 
 
@@ -33,32 +31,12 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
         raise UserError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from None
 
 
-@contextmanager
-def _atomic_target(path: Path) -> Iterator[str]:
-    """A temporary path in ``path``'s folder; renamed over ``path`` when the block succeeds, else removed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix + ".tmp")
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_image(path: str | os.PathLike, image: np.ndarray, **save_options) -> None:
     """Write a uint8 RGB array atomically: to a temporary file in the same folder, then rename."""
     path = Path(path)
-    with _atomic_target(path) as tmp:
+    with atomic_path(path) as tmp:
         fmt = Image.registered_extensions().get(path.suffix.lower())
         Image.fromarray(image).save(tmp, format=fmt, **save_options)
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` (UTF-8, newlines as given) atomically: to a temporary file, then rename."""
-    with _atomic_target(Path(path)) as tmp, open(tmp, "w", encoding="utf-8", newline="") as handle:
-        handle.write(text)
 
 
 MIN_PRISTINE_SIDE = 64

@@ -27,9 +27,9 @@ from rankiqa.generate import (
     generate,
     merge_shards,
     parse_shard,
-    stable_seed,
 )
 from rankiqa.imageio import UnusableImage, load_pristine
+from rankiqa.seeding import stable_seed
 
 TYPES = ["gaussian_blur", "white_noise"]
 
@@ -71,7 +71,7 @@ def test_stable_seed_is_a_salt_free_hash():
     expected = int.from_bytes(hashlib.blake2b(b"0\x1fa.png\x1fgaussian_blur", digest_size=8).digest(), "big") >> 1
     assert stable_seed(0, "a.png", "gaussian_blur") == expected == distortion_seed(0, "a.png", "gaussian_blur")
     assert stable_seed(0, "a.png", "white_noise") != expected
-    code = "from rankiqa.generate import stable_seed; print(stable_seed(0, 'a.png', 'gaussian_blur'))"
+    code = "from rankiqa.seeding import stable_seed; print(stable_seed(0, 'a.png', 'gaussian_blur'))"
     for salt in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": salt}
         result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)

@@ -18,7 +18,8 @@ from PIL import Image
 from torch.utils.data import Dataset, get_worker_info
 
 from rankiqa.errors import UserError
-from rankiqa.generate import distortion_seed, find_images, stable_seed
+from rankiqa.generate import distortion_seed, find_images
+from rankiqa.seeding import stable_seed
 from rankiqa.imageio import DEFAULT_MAX_PIXELS, MIN_PRISTINE_SIDE, load_pristine, read_rgb
 
 CROP_MARGIN = 16
