@@ -65,7 +65,10 @@ def select_distortions(spec: str) -> list[str]:
                 raise ValueError(f"unknown distortion family {family!r}; known: {', '.join(distortions.families())}")
             selected.extend(members)
         else:
-            distortions.get(item)
+            try:
+                distortions.get(item)
+            except KeyError as exc:
+                raise ValueError(exc.args[0]) from None
             selected.append(item)
     if not selected:
         raise ValueError(f"no distortion selected by {spec!r}")

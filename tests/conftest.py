@@ -8,7 +8,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
-TEST_IMAGES = REPO / "tests" / "images"
 
 
 @pytest.fixture

@@ -46,5 +46,13 @@ def test_user_error_is_one_line(capsys):
         main(["distortions", "show", "/nonexistent/image.png", "--out", "/tmp/x.png"])
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err
+    assert "\n" not in err and err.startswith("Error: ")
     assert "/nonexistent/image.png" in err
+
+
+def test_unknown_distortion_name_is_one_line_with_suggestion(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["distortions", "show", "x.png", "--out", "/tmp/x.png", "--names", "gausian_blur"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "gaussian_blur" in err

@@ -1,7 +1,7 @@
 """The ``rankiqa`` command line: a click group whose subcommands are imported only when used.
 
 Each subcommand lives in ``rankiqa/cli/<name>.py``, parses its options and calls the library.
-User mistakes (``rankiqa.errors.UserError``, ``ValueError``, ``FileNotFoundError``, ``KeyError``)
+User mistakes (``rankiqa.errors.USER_ERRORS``: ``UserError``, ``ValueError``, ``OSError``)
 become one ``Error: ...`` line and exit code 2; set ``RANKIQA_DEBUG=1`` to see the traceback.
 """
 from __future__ import annotations
@@ -72,8 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     except USER_ERRORS as exc:
         if os.environ.get("RANKIQA_DEBUG"):
             raise
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        click.echo(f"Error: {message}", err=True)
+        click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
     if isinstance(exit_code, int) and exit_code:
         sys.exit(exit_code)

@@ -40,7 +40,7 @@ def show(image: str, out: str, names: str, seed: int, tile: int) -> None:
     from rankiqa.distortion_table import select_distortions
     from rankiqa.imageio import read_rgb, write_image
 
-    rgb = read_rgb(image)
     selected = select_distortions(names)
+    rgb = read_rgb(image)
     write_image(out, contact_sheet(rgb, selected, seed=seed, tile=tile))
     click.echo(f"wrote {out} ({len(selected)} types x 5 levels)")
