@@ -28,12 +28,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from _timing import time_interleaved
 from rankiqa.score import DEFAULT_WEIGHTS, Scorer, load_module
 
 PATCH_COUNTS = (1, 5, 30)
@@ -43,21 +45,6 @@ MEASURE = (
     "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True); "
     "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
 )
-
-
-def time_interleaved(modules: dict[str, torch.nn.Module], images: list[np.ndarray], patches: int, repeats: int) -> dict[str, list[float]]:
-    """Seconds per run scoring ``images`` (``patches`` each), per model; the models take turns in
-    every repeat (after one warm-up run each) so that load from other processes hits them alike."""
-    scorers = {name: Scorer(module, patches=patches) for name, module in modules.items()}
-    for scorer in scorers.values():
-        scorer.score(images)
-    runs: dict[str, list[float]] = {name: [] for name in scorers}
-    for _ in range(repeats):
-        for name, scorer in scorers.items():
-            start = time.perf_counter()
-            scorer.score(images)
-            runs[name].append(time.perf_counter() - start)
-    return runs
 
 
 def synthetic_photo(size: tuple[int, int], seed: int = 0) -> np.ndarray:
@@ -109,7 +96,8 @@ def main() -> None:
     print("| model | patches/image | patches/s | images/s |\n|---|---|---|---|")
     speedups = []
     for patches in PATCH_COUNTS:
-        runs = time_interleaved(models, images, patches, args.repeats)
+        scorers = {name: Scorer(module, patches=patches) for name, module in models.items()}
+        runs = time_interleaved({name: partial(scorer.score, images) for name, scorer in scorers.items()}, args.repeats)
         for name, seconds in runs.items():
             median, fastest = statistics.median(seconds), min(seconds)
             print(f"| {name} | {patches} | {args.images * patches / median:.1f} [{args.images * patches / fastest:.1f}] "

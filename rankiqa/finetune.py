@@ -123,7 +123,8 @@ class _CropDataset:
     def __getitem__(self, index: int):
         import torch
 
-        from rankiqa.score import fit_to_patch, read_for_scoring
+        from rankiqa.imageio import fit_to_patch
+        from rankiqa.score import read_for_scoring
 
         image = fit_to_patch(read_for_scoring(self.paths[index]), self.patch_size)
         rng = np.random.default_rng([self.seed, self.epoch, index])
@@ -146,7 +147,8 @@ def score_paths(module, paths: list[str], patches: int, patch_size: int, seed: i
     import torch
     from tqdm import tqdm
 
-    from rankiqa.score import content_seed, crop_patches, fit_to_patch, patch_positions, read_for_scoring
+    from rankiqa.imageio import fit_to_patch
+    from rankiqa.score import content_seed, crop_patches, patch_positions, read_for_scoring
 
     module.eval()
     scores = np.full(len(paths), np.nan)

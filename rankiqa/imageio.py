@@ -39,6 +39,18 @@ def write_image(path: str | os.PathLike, image: np.ndarray, **save_options) -> N
         Image.fromarray(image).save(tmp, format=fmt, **save_options)
 
 
+def fit_to_patch(image: np.ndarray, patch_size: int) -> np.ndarray:
+    """A uint8 image unchanged when both sides are >= ``patch_size`` pixels, else upscaled (bicubic,
+    aspect kept) so that its short side equals ``patch_size``; used wherever patches are cropped."""
+    height, width = image.shape[:2]
+    short = min(height, width)
+    if short >= patch_size:
+        return image
+    scale = patch_size / short
+    size = (max(patch_size, round(width * scale)), max(patch_size, round(height * scale)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC))
+
+
 MIN_PRISTINE_SIDE = 64
 DEFAULT_MAX_PIXELS = 100_000_000
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from rankiqa.errors import UserError
+from rankiqa.imageio import fit_to_patch
 
 MIN_SIDE = 32
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"})
@@ -51,17 +52,6 @@ def as_rgb(image: Any) -> np.ndarray:
     if min(height, width) < MIN_SIDE:
         raise ValueError(f"image is too small to score: {width}x{height} pixels, need at least {MIN_SIDE} on each side")
     return image
-
-
-def fit_to_patch(image: np.ndarray, patch_size: int) -> np.ndarray:
-    """``image`` unchanged when both sides are >= ``patch_size``, else resized so the short side equals it."""
-    height, width = image.shape[:2]
-    short = min(height, width)
-    if short >= patch_size:
-        return image
-    scale = patch_size / short
-    size = (max(patch_size, round(width * scale)), max(patch_size, round(height * scale)))
-    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC))
 
 
 def content_seed(image: np.ndarray, seed: int) -> int:

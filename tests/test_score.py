@@ -15,6 +15,7 @@ import rankiqa
 from rankiqa.checkpoint import save_checkpoint
 from rankiqa.cli import cli
 from rankiqa.errors import UserError
+from rankiqa.imageio import fit_to_patch
 from rankiqa.models import create_model
 from rankiqa.score import (
     DEFAULT_WEIGHTS,
@@ -22,7 +23,6 @@ from rankiqa.score import (
     content_seed,
     crop_patches,
     expand_paths,
-    fit_to_patch,
     grid_positions,
     heatmap_overlay,
     inference_copy,
