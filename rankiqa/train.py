@@ -23,8 +23,8 @@ import io
 import json
 import math
 import os
+import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,10 +37,12 @@ from scipy.stats import rankdata
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from rankiqa.atomic import atomic_path, write_text_atomic
 from rankiqa.checkpoint import load_checkpoint, save_checkpoint
 from rankiqa.errors import UserError
 from rankiqa.losses import batch_ranking_loss, pairwise_ranking_loss, ranked_contrastive_loss, ranked_triplet_loss
 from rankiqa.models import create_model, get_backbone
+from rankiqa.seeding import stable_seed
 
 LOSSES = ("batch-ranking", "pairwise", "contrastive", "triplet")
 SCHEDULES = ("cosine", "constant")
@@ -48,17 +50,21 @@ DEFAULT_STEPS = 1000
 # options that may differ between a run and its --resume (they do not change the result)
 RESUMABLE_CHANGES = frozenset({"resume", "workers", "device", "threads"})
 CURVES_EVERY_S = 60.0  # redraw curves.png at checkpoints at most this often (matplotlib costs ~1 s)
+# Testing hook: with this variable set to N, the process SIGKILLs itself right after step N, so a
+# test can check that --resume after `kill -9` matches an uninterrupted run without racing a timer.
+KILL_AT_STEP_ENV = "RANKIQA_TEST_KILL_AT_STEP"
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that defines a rank pre-training run. Units: ``patch`` in pixels, ``lr`` per step.
+    """Everything that defines a rank pre-training run. ``patch`` in pixels; ``lr`` is Adam's initial
+    learning rate (``schedule`` "cosine" decays it to 1% over the run, "constant" keeps it).
 
     Exactly one of ``data`` (a generated OUT_DIR) or ``pristine`` (photos, distorted on the fly;
     ``max_side`` downscales them first, ``distort_crops`` distorts only the patch: much faster).
     Validation: ``val_data``/``val_pristine`` if given, else ``val_fraction`` of the references.
     ``margin`` is in score units (scores are unbounded; 1.0 puts adjacent levels ~1 apart).
-    ``steps`` wins over ``epochs``; with neither, ``DEFAULT_STEPS``.
+    Give at most one of ``steps`` and ``epochs``; with neither, ``DEFAULT_STEPS``.
     """
 
     out: str
@@ -97,6 +103,8 @@ class TrainConfig:
             raise UserError("give exactly one of --data (a generated folder) or --pristine (a folder of photos)")
         if self.val_data is not None and self.val_pristine is not None:
             raise UserError("give at most one of --val-data or --val-pristine")
+        if self.steps is not None and self.epochs is not None:
+            raise UserError(f"give at most one of --steps ({self.steps}) or --epochs ({self.epochs})")
         get_backbone(self.backbone)
         if self.loss not in LOSSES:
             raise UserError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
@@ -165,7 +173,7 @@ def batch_indices(n_sets: int, batch_sets: int, step: int, seed: int, rank: int 
     """
     per_epoch = steps_per_epoch(n_sets, batch_sets, world_size)
     epoch, position = divmod(step, per_epoch)
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    generator = torch.Generator().manual_seed(stable_seed(seed, "order", epoch))
     order = torch.randperm(n_sets, generator=generator)
     global_batch = batch_sets * world_size
     if n_sets < global_batch:
@@ -279,6 +287,8 @@ def build_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
 
     def ranked(source: str, option: str, seed: int, references: list[str] | None = None) -> Dataset:
         _check_folder(source, option)
+        if option.endswith("-data"):
+            _check_manifest(source, option)
         photos = {} if option.endswith("-data") else {"max_side": config.max_side, "distort_crops": config.distort_crops}
         dataset = RankedSets(source, distortions=list(config.distortions) if config.distortions else None,
                              patch_size=config.patch, seed=seed, references=references, **photos)
@@ -305,6 +315,18 @@ def _check_folder(path: str, option: str) -> None:
         raise UserError(f"{option} {path}: folder not found")
     if not Path(path).is_dir():
         raise UserError(f"{option} {path}: not a folder")
+
+
+def _check_manifest(path: str, option: str) -> None:
+    """A generated OUT_DIR must hold manifest.csv (sharded runs write it with ``--merge``)."""
+    if (Path(path) / "manifest.csv").is_file():
+        return
+    if any(Path(path).glob("manifest-shard-*-of-*.csv")):
+        raise UserError(f"{option} {path}: no manifest.csv, only shard manifests; join them with "
+                        f"`rankiqa generate --merge {path}`")
+    raise UserError(f"{option} {path}: no manifest.csv, not a generated folder (make one with `rankiqa generate`, "
+                    f"then `rankiqa generate --merge` for sharded runs); for a folder of photos use "
+                    f"{option.replace('data', 'pristine')}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -373,7 +395,7 @@ def _loader(dataset: Dataset, config: TrainConfig, start: int, stop: int, info: 
         batches = [batch_indices(n_sets, config.batch_sets, s, config.seed, info.rank, info.world_size)
                    for s in range(step, epoch_stop)]
         loader = DataLoader(dataset, batch_sampler=batches, num_workers=config.workers,
-                            generator=torch.Generator().manual_seed(config.seed + epoch))
+                            generator=torch.Generator().manual_seed(stable_seed(config.seed, "loader", epoch)))
         yield from loader
         step = epoch_stop
 
@@ -417,23 +439,12 @@ def _config_differences(saved: dict[str, Any], current: TrainConfig) -> list[str
 METRIC_COLUMNS = ("step", "epoch", "loss", "lr", "sets_per_s", "val_srcc", "val_pair_accuracy")
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_csv(path: Path, columns: Sequence[str], rows: list[dict[str, Any]]) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows({k: ("" if row.get(k) is None else row[k]) for k in columns} for row in rows)
-    _write_text_atomic(path, buffer.getvalue())
+    write_text_atomic(path, buffer.getvalue())
 
 
 def plot_curves(metrics: list[dict[str, Any]], path: Path) -> None:
@@ -454,14 +465,11 @@ def plot_curves(metrics: list[dict[str, Any]], path: Path) -> None:
     val_axis.set(xlabel="step", title="validation (higher is better)")
     val_axis.legend()
     figure.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
     try:
-        figure.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format="png", dpi=100)
     finally:
         plt.close(figure)
-        Path(tmp).unlink(missing_ok=True)
 
 
 def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Dataset | None = None,
@@ -480,24 +488,27 @@ def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Datase
         train_set, val_set = build_datasets(config)
     total_steps = _total_steps(config, len(train_set), info.world_size)
 
+    resuming = config.resume and last_path.exists()
     torch.manual_seed(config.seed)
-    model = create_model(config.backbone, config.pretrained, **({"dropout": config.dropout} if config.dropout else {}))
+    # resumed weights come from last.pt: no ImageNet weights to load (or download) first
+    model = create_model(config.backbone, config.pretrained and not resuming,
+                         **({"dropout": config.dropout} if config.dropout else {}))
     model.to(device)
     ranker: nn.Module = SiameseRanker(model, config.loss, config.margin, config.cross_reference)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = _make_scheduler(optimizer, config, total_steps)
     step, metrics, best_srcc = 0, [], None
-    if config.resume and last_path.exists():
+    if resuming:
         step, metrics, best_srcc = _restore(last_path, config, device, model, optimizer, scheduler)
     if info.rank:
-        torch.manual_seed(config.seed * 7919 + info.rank + step)
+        torch.manual_seed(stable_seed(config.seed, "rank", info.rank, step))
     if info.world_size > 1:
         ranker = nn.parallel.DistributedDataParallel(ranker, device_ids=[device.index] if device.type == "cuda" else None)
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         resolved = {**config.to_dict(), "total_steps": total_steps, "world_size": info.world_size,
                     "train_sets": len(train_set), "val_sets_available": len(val_set) if val_set is not None else 0}
-        _write_text_atomic(run_dir / "config.json", json.dumps(resolved, indent=2) + "\n")
+        write_text_atomic(run_dir / "config.json", json.dumps(resolved, indent=2) + "\n")
 
     def save(path: Path) -> None:
         if info.is_main:
@@ -523,13 +534,16 @@ def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Datase
     interrupted = False
     last_plot = time.monotonic()
     ranker.train()
+    kill_at_step = int(os.environ.get(KILL_AT_STEP_ENV, "0"))
     tick = time.perf_counter()
     try:
         for batch in _loader(train_set, config, step, total_steps, info):
             batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
             loss = ranker(batch)
             if not torch.isfinite(loss):
-                raise RuntimeError(f"training loss became {loss.item()} at step {step + 1}; lower --lr")
+                save(last_path)
+                raise UserError(f"training loss became {loss.item()} at step {step + 1} (saved {last_path} at step "
+                                f"{step}); train again with a lower --lr than {config.lr:g}, into a new --out")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -560,6 +574,8 @@ def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Datase
                 if info.is_main and (step == total_steps or time.monotonic() - last_plot > CURVES_EVERY_S):
                     plot_curves(metrics, run_dir / "curves.png")
                     last_plot = time.monotonic()
+            if step == kill_at_step:
+                os.kill(os.getpid(), signal.SIGKILL)
             tick = time.perf_counter()
     except KeyboardInterrupt:
         interrupted = True

@@ -82,7 +82,8 @@ def test_batch_indices_shard_the_single_process_batch_across_ranks():
 
 
 def test_batch_indices_cycle_a_dataset_smaller_than_a_batch():
-    assert sorted(batch_indices(2, 5, 0, seed=0)) == [0, 0, 0, 1, 1]
+    indices = batch_indices(2, 5, 0, seed=0)
+    assert sorted(indices[:2]) == [0, 1] and indices == (indices[:2] * 3)[:5]
 
 
 def test_set_rank_statistics_match_scipy_and_pair_loop():
@@ -164,6 +165,41 @@ def test_ctrl_c_saves_and_resume_matches_uninterrupted_run(tmp_path):
     assert resumed.best_srcc == pytest.approx(reference.best_srcc)
 
 
+def test_resume_builds_the_model_without_pretrained_weights(tmp_path, monkeypatch):
+    requested = []
+
+    def recording_create_model(backbone, pretrained=False, **kwargs):
+        requested.append(pretrained)
+        return create_model(backbone, **kwargs)  # tiny has no ImageNet weights; the flag is what is checked
+
+    monkeypatch.setattr("rankiqa.train.create_model", recording_create_model)
+    train(_config(tmp_path, steps=2, val_every=2, pretrained=True), NoiseSets(), None, progress=False)
+    train(_config(tmp_path, steps=2, val_every=2, pretrained=True, resume=True), NoiseSets(), None, progress=False)
+    assert requested == [True, False]
+
+
+class NaNSets(NoiseSets):
+    """NoiseSets whose images turn to NaN after ``fine_fetches`` fetches (a diverged input pipeline)."""
+
+    def __init__(self, fine_fetches: int):
+        super().__init__()
+        self.fine_fetches = fine_fetches
+
+    def __getitem__(self, index: int) -> dict:
+        item = super().__getitem__(index)
+        if self.fetches > self.fine_fetches:
+            item["images"] = torch.full_like(item["images"], float("nan"))
+        return item
+
+
+def test_non_finite_loss_saves_last_step_and_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match=r"loss became nan at step 6 .*at step 5\).*lower --lr than 0.003"):
+        train(_config(tmp_path), NaNSets(fine_fetches=3 * 5), None, progress=False)
+    payload = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert payload["step"] == 5
+    assert all(torch.isfinite(value).all() for value in payload["model_state"].values())
+
+
 def test_epochs_set_the_step_count(tmp_path):
     result = train(_config(tmp_path, steps=None, epochs=2, val_every=100), NoiseSets(), None, progress=False)
     assert result.total_steps == 2 * steps_per_epoch(len(NoiseSets()), 3) == 8 and result.step == 8
@@ -185,6 +221,7 @@ def test_existing_run_needs_resume_and_resume_refuses_changed_options(tmp_path):
     ({"batch_sets": 0}, "--batch-sets must be >= 1"),
     ({"val_fraction": 1.0}, "--val-fraction must be in"),
     ({"device": "tpu"}, "--device must be"),
+    ({"epochs": 2}, r"at most one of --steps \(12\) or --epochs \(2\)"),
 ])
 def test_bad_config_is_a_user_error(tmp_path, overrides, message):
     with pytest.raises(UserError, match=message):
