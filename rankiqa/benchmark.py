@@ -3,7 +3,7 @@
 * Zero-shot (``finetune=False``): the model scores every image of the database once (mean of
   ``patches`` seeded crops); metrics are computed on the whole database.
 * Fine-tuned: for each of ``splits`` content-disjoint 80/20 splits (``rankiqa.data.make_splits``,
-  seeds ``seed .. seed + splits - 1``), ``rankiqa.finetune`` trains on the training part (model
+  seeds derived from ``seed`` and the split index), ``rankiqa.finetune`` trains on the training part (model
   selection on references carved from it) and the held-out part is scored once.
 * Cross-database (two databases): fine-tune on all of the first, test on all of the second.
 
@@ -23,9 +23,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rankiqa.atomic import atomic_path, write_text_atomic
+from rankiqa.devices import resolve_device
 from rankiqa.errors import UserError
-from rankiqa.finetune import FinetuneConfig, evaluate, finetune, score_paths, write_csv_atomic, write_text_atomic
+from rankiqa.finetune import FinetuneConfig, evaluate, finetune, write_csv_atomic
 from rankiqa.metrics import METRIC_NAMES
+from rankiqa.score import score_paths
 
 CACHE_FLUSH_EVERY = 200  # images scored between two writes of the prediction cache (resumable)
 
@@ -58,21 +61,53 @@ class BenchmarkResult:
     markdown: str
 
 
+CACHE_COLUMNS = ("path", "size", "mtime_ns", "score")
+
+
+def _file_stamp(path: str) -> tuple[str, int, int] | None:
+    """(resolved path, size in bytes, modification time in ns) of an image file; None when it is missing."""
+    try:
+        resolved = Path(path).resolve()
+        stat = resolved.stat()
+    except OSError:
+        return None
+    return str(resolved), stat.st_size, stat.st_mtime_ns
+
+
 def cached_scores(module, frame: pd.DataFrame, cache_file: Path, patches: int, patch_size: int, seed: int,
                   device: str = "cpu") -> np.ndarray:
-    """Scores of ``frame['path']``, read from ``cache_file`` (CSV path,score) where present; the rest
-    are scored and appended to the cache every ``CACHE_FLUSH_EVERY`` images (atomic writes)."""
-    cached: dict[str, float] = {}
+    """Scores of ``frame['path']``, read from ``cache_file`` where present; the rest are scored and
+    added to the cache every ``CACHE_FLUSH_EVERY`` images (atomic writes), so a stopped run resumes.
+
+    The cache holds one entry per resolved image path with its size and modification time; a file
+    whose stamp changed is scored again, and an image that could not be scored (NaN) is never cached.
+    """
+    cached: dict[str, tuple[int, int, float]] = {}
     if cache_file.exists():
         table = pd.read_csv(cache_file)
-        cached = dict(zip(table["path"], table["score"]))
-    todo = [path for path in frame["path"] if path not in cached]
+        if tuple(table.columns) == CACHE_COLUMNS:
+            cached = {path: (int(size), int(mtime), float(score)) for path, size, mtime, score in table.itertuples(index=False)}
+    stamps = [_file_stamp(path) for path in frame["path"]]
+    scores = np.full(len(stamps), np.nan)
+    todo = []
+    for index, stamp in enumerate(stamps):
+        entry = cached.get(stamp[0]) if stamp else None
+        if entry is not None and entry[:2] == stamp[1:]:
+            scores[index] = entry[2]
+        else:
+            todo.append(index)
+    paths = frame["path"].tolist()
     for start in range(0, len(todo), CACHE_FLUSH_EVERY):
         chunk = todo[start : start + CACHE_FLUSH_EVERY]
         desc = f"scoring {start + len(chunk)}/{len(todo)}"
-        cached.update(zip(chunk, score_paths(module, chunk, patches, patch_size, seed, device, desc=desc)))
-        write_csv_atomic(pd.DataFrame({"path": list(cached), "score": list(cached.values())}), cache_file)
-    return np.array([cached[path] for path in frame["path"]], dtype=np.float64)
+        scores[chunk] = score_paths(module, [paths[index] for index in chunk], patches, patch_size, seed, device, desc=desc)
+        for index in chunk:
+            if stamps[index] is not None and np.isfinite(scores[index]):
+                resolved, size, mtime = stamps[index]
+                cached[resolved] = (size, mtime, float(scores[index]))
+        rows = [(path, *entry) for path, entry in cached.items()]
+        write_csv_atomic(pd.DataFrame(rows, columns=list(CACHE_COLUMNS)), cache_file)
+    return scores
 
 
 def run_benchmark(databases: list[tuple[str, str | os.PathLike]], model: str, out_dir: str | os.PathLike, *,
@@ -107,8 +142,6 @@ def run_benchmark(databases: list[tuple[str, str | os.PathLike]], model: str, ou
     if not finetune_models:
         name, frame = databases[0][0], frames[0]
         cache_file = Path(cache_dir or default_cache_dir()) / f"{model_id}__{name}__p{patches}_s{patch_size}_seed{seed}.csv"
-        from rankiqa.finetune import resolve_device
-
         device = resolve_device(config.device)
         scores = cached_scores(module.to(device), frame, cache_file, patches, patch_size, seed, device)
         part = frame[["path", "reference", "distortion", "mos", "mos_raw"]].assign(score=scores, pred=scores)
@@ -213,8 +246,6 @@ def scatter_plot(predictions: pd.DataFrame, path: Path, title: str) -> None:
     if valid["distortion"].nunique() <= 12:
         ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
-    os.replace(tmp, path)

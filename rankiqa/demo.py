@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rankiqa.errors import UserError
 from rankiqa.score import ASSETS, Scorer
 
 BUNDLED_IMAGES = ASSETS / "images"
@@ -80,21 +81,22 @@ def run_demo(scorer: Scorer | None, out_dir: str | os.PathLike, seed: int = 0, l
     With ``scorer=None`` (no model available) only the unscored contact sheet is written.
     """
     from distortions.sheet import contact_sheet
+    from rankiqa.atomic import write_text_atomic
     from rankiqa.imageio import write_image
-    from rankiqa.score import write_text_atomic
 
     out_dir = Path(out_dir)
     images = bundled_images()
+    if not images:
+        raise UserError(f"{BUNDLED_IMAGES}: no bundled demo images (*.png); reinstall rankiqa")
     types = demo_distortions()
-    sheet_image = images.get(SHEET_IMAGE, next(iter(images.values())))
+    sheet_name = SHEET_IMAGE if SHEET_IMAGE in images else next(iter(images))
     if scorer is None:
-        write_image(out_dir / "contact_sheet.png", contact_sheet(sheet_image, types, seed=seed))
+        write_image(out_dir / "contact_sheet.png", contact_sheet(images[sheet_name], types, seed=seed))
         log(f"wrote {out_dir / 'contact_sheet.png'} (unscored)")
         return None
     result = score_ranked_sets(scorer, images, types, seed=seed)
     log(f"{len(images)} bundled images x {len(types)} types x (pristine + 5 levels), {scorer.patches} patches each")
     log(result.table())
-    sheet_name = SHEET_IMAGE if SHEET_IMAGE in images else result.images[0]
     captions = {(name, level): f"{score:.2f}" for name in types for level, score in enumerate(result.scores[(sheet_name, name)])}
     write_image(out_dir / "contact_sheet.png", contact_sheet(images[sheet_name], types, seed=seed, captions=captions))
     rows = ["image,type,level,score"] + [
@@ -102,6 +104,6 @@ def run_demo(scorer: Scorer | None, out_dir: str | os.PathLike, seed: int = 0, l
         for (image, name), values in result.scores.items()
         for level, score in enumerate(values)
     ]
-    write_text_atomic(out_dir / "scores.csv", "\n".join(rows))
+    write_text_atomic(out_dir / "scores.csv", "\n".join(rows) + "\n")
     log(f"wrote {out_dir / 'contact_sheet.png'} (scores of {sheet_name} on each tile) and {out_dir / 'scores.csv'}")
     return result

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from rankiqa.score import atomic_write
+from rankiqa.atomic import atomic_path
 
 ONNX_OPSET = 17
 
@@ -51,9 +51,11 @@ def export_model(module: torch.nn.Module, fmt: str, out: str | os.PathLike, patc
         warnings.simplefilter("ignore")
         if fmt == "torchscript":
             traced = torch.jit.trace(module, example)
-            return atomic_write(out, lambda tmp: torch.jit.save(traced, tmp))
+            with atomic_path(out) as tmp:
+                torch.jit.save(traced, tmp)
+            return Path(out)
         axes = {"images": {0: "batch", 2: "height", 3: "width"}, "scores": {0: "batch"}}
-        return atomic_write(out, lambda tmp: torch.onnx.export(
-            module, (example,), tmp, input_names=["images"], output_names=["scores"],
-            dynamic_axes=axes, opset_version=ONNX_OPSET, dynamo=False,
-        ))
+        with atomic_path(out) as tmp:
+            torch.onnx.export(module, (example,), tmp, input_names=["images"], output_names=["scores"],
+                              dynamic_axes=axes, opset_version=ONNX_OPSET, dynamo=False)
+        return Path(out)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rankiqa.atomic import write_text_atomic
+from rankiqa.devices import resolve_device
 from rankiqa.errors import UserError
+from rankiqa.imageio import fit_to_patch, header_problem
+from rankiqa.score import MIN_SIDE, load_module, read_for_scoring, score_paths
+from rankiqa.seeding import stable_seed
 
 LOSSES = ("l1", "l2")
 PREDICTION_COLUMNS = ("path", "reference", "distortion", "mos", "mos_raw", "score", "pred")
@@ -82,36 +87,18 @@ class FinetuneResult:
     metrics: dict[str, Any]
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write a DataFrame as CSV (no index) atomically."""
     write_text_atomic(path, frame.to_csv(index=False))
 
 
-def resolve_device(device: str) -> str:
-    """"auto" -> "cuda" when available, else "cpu"; other names are passed through."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 class _CropDataset:
-    """(image, normalised MOS) pairs; item ``i`` of epoch ``e`` is one seeded random crop."""
+    """(image, normalised MOS) pairs; item ``i`` of epoch ``e`` is one seeded random crop.
+
+    Item ``i`` is ``{"image": (3, P, P) float tensor in [0, 1], "target": normalised MOS}``; an image
+    that cannot be decoded gives ``{"error": "skipped PATH: REASON"}`` instead of raising, so that a
+    bad file read in a worker process is skipped and reported, not a worker traceback.
+    """
 
     def __init__(self, paths: list[str], targets: np.ndarray, patch_size: int, seed: int):
         self.paths, self.targets, self.patch_size, self.seed = paths, targets, patch_size, seed
@@ -120,49 +107,56 @@ class _CropDataset:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, index: int) -> dict[str, Any]:
         import torch
 
-        from rankiqa.imageio import fit_to_patch
-        from rankiqa.score import read_for_scoring
-
-        image = fit_to_patch(read_for_scoring(self.paths[index]), self.patch_size)
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        try:
+            image = fit_to_patch(read_for_scoring(self.paths[index]), self.patch_size)
+        except UserError as exc:
+            return {"error": f"skipped {exc}"}
+        rng = np.random.default_rng(stable_seed(self.seed, "crop", self.epoch, index))
         row = rng.integers(0, image.shape[0] - self.patch_size + 1)
         col = rng.integers(0, image.shape[1] - self.patch_size + 1)
         crop = np.ascontiguousarray(image[row : row + self.patch_size, col : col + self.patch_size])
         tensor = torch.from_numpy(crop).permute(2, 0, 1).float().div_(255)
-        return tensor, torch.tensor(self.targets[index], dtype=torch.float32)
+        return {"image": tensor, "target": torch.tensor(self.targets[index], dtype=torch.float32)}
 
 
-def score_paths(module, paths: list[str], patches: int, patch_size: int, seed: int,
-                device: str = "cpu", desc: str | None = None) -> np.ndarray:
-    """Mean patch score per image (float64, higher = better; NaN for an unreadable image, reported).
-
-    Same crops as ``rankiqa.score.score_image`` (seeded by ``seed`` and the image content), but the
-    forward pass runs on ``device``.
-    """
-    import warnings
-
+def _collate_usable(items: list[dict[str, Any]]):
+    """(images, targets) of the decodable items (None when there is none) and the error messages of the rest."""
     import torch
-    from tqdm import tqdm
 
-    from rankiqa.imageio import fit_to_patch
-    from rankiqa.score import content_seed, crop_patches, patch_positions, read_for_scoring
+    usable = [item for item in items if "error" not in item]
+    errors = [item["error"] for item in items if "error" in item]
+    if not usable:
+        return None, errors
+    return (torch.stack([item["image"] for item in usable]), torch.stack([item["target"] for item in usable])), errors
 
-    module.eval()
-    scores = np.full(len(paths), np.nan)
-    with torch.inference_mode():
-        for index, path in enumerate(tqdm(paths, desc=desc, unit="img", disable=desc is None)):
-            try:
-                image = fit_to_patch(read_for_scoring(path), patch_size)
-            except (UserError, ValueError, TypeError) as exc:
-                warnings.warn(f"skipped {path}: {exc}", RuntimeWarning, stacklevel=2)
-                continue
-            positions = patch_positions(image.shape, patches, patch_size, content_seed(image, seed))
-            batch = torch.from_numpy(crop_patches(image, positions, patch_size)).to(device)
-            scores[index] = float(module(batch.permute(0, 3, 1, 2).float().div_(255)).double().mean())
-    return scores
+
+class _SkipReport:
+    """Prints each ``skipped PATH: REASON`` line once to stderr (above any progress bar)."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def __call__(self, line: str) -> None:
+        from tqdm import tqdm
+
+        if line not in self.seen:
+            self.seen.add(line)
+            tqdm.write(line, file=sys.stderr)
+
+
+def usable_images(frame: pd.DataFrame, log=print) -> pd.DataFrame:
+    """The rows of ``frame`` whose image file looks decodable from its header (exists, is an image,
+    both sides >= ``MIN_SIDE`` px); every other one is reported through ``log`` and left out."""
+    keep = []
+    for path in frame["path"]:
+        problem = header_problem(path, min_side=MIN_SIDE)
+        if problem is not None:
+            log(f"skipped {path}: {problem}")
+        keep.append(problem is None)
+    return frame[np.array(keep, dtype=bool)] if len(frame) else frame
 
 
 def _config_dict(config: FinetuneConfig, init: str, mos_range: tuple[float, float],
@@ -186,9 +180,12 @@ def finetune(train: pd.DataFrame, test: pd.DataFrame, init: str | os.PathLike, r
 
     from rankiqa.checkpoint import load_checkpoint, save_checkpoint
     from rankiqa.data.splits import content_groups, holdout
-    from rankiqa.score import load_module
 
     run_dir = Path(run_dir)
+    report = _SkipReport()
+    train = usable_images(train, report)
+    if train.empty:
+        raise UserError("no training image could be read (reasons above)")
     shared = set(content_groups(train)) & set(content_groups(test))
     if shared:
         raise UserError(f"train and test share {len(shared)} reference contents, e.g. {sorted(shared)[0]}")
@@ -204,15 +201,15 @@ def finetune(train: pd.DataFrame, test: pd.DataFrame, init: str | os.PathLike, r
         return FinetuneResult(run_dir, pd.read_csv(run_dir / "test_predictions.csv", keep_default_na=False,
                                                    dtype={"reference": str}),
                               json.loads((run_dir / "metrics.json").read_text()))
-    write_text_atomic(config_path, json.dumps(settings, indent=2))
+    write_text_atomic(config_path, json.dumps(settings, indent=2) + "\n")
 
     if config.val_fraction > 0:
-        carve = holdout(train, config.val_fraction, config.seed)
+        carve = holdout(train, config.val_fraction, stable_seed(config.seed, "validation"))
         fit_part, val_part = train.iloc[carve.train], train.iloc[carve.test]
     else:
         fit_part, val_part = train, train.iloc[:0]
     device = resolve_device(config.device)
-    torch.manual_seed(config.seed)
+    torch.manual_seed(stable_seed(config.seed, "init"))
     module = load_module(str(init)).to(device)
     optimizer = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start_epoch, best_srcc, best_state, history = 0, -np.inf, None, []
@@ -232,16 +229,24 @@ def finetune(train: pd.DataFrame, test: pd.DataFrame, init: str | os.PathLike, r
         dataset.epoch = epoch
         loader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, shuffle=True,
                                              num_workers=config.workers, drop_last=len(dataset) > config.batch_size,
-                                             generator=torch.Generator().manual_seed(config.seed + epoch))
+                                             collate_fn=_collate_usable,
+                                             generator=torch.Generator().manual_seed(stable_seed(config.seed, "shuffle", epoch)))
         module.train()
         losses = []
-        for images, targets in loader:
+        for batch, errors in loader:
+            for line in errors:
+                report(line)
+            if batch is None:
+                continue
+            images, targets = batch
             optimizer.zero_grad()
             loss = loss_fn(module(images.to(device)), targets.to(device))
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-        val_srcc = _validation_srcc(module, val_part, config, device)
+        if not losses:
+            raise UserError("no training image could be decoded (reasons above)")
+        val_srcc = _validation_srcc(module, val_part, config, device, report)
         history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_srcc": val_srcc})
         if best_state is None or len(val_part) == 0 or val_srcc > best_srcc:
             best_srcc = val_srcc if len(val_part) else best_srcc
@@ -256,23 +261,24 @@ def finetune(train: pd.DataFrame, test: pd.DataFrame, init: str | os.PathLike, r
     save_checkpoint(run_dir / "best.pt", {"model_config": dict(module.config), "model_state": best_state,
                                            "mos_range": list(mos_range), "finetune": settings})
     scores = score_paths(module, test["path"].tolist(), config.eval_patches, config.patch_size, config.seed,
-                         device, desc=f"test {run_dir.name}")
+                         device, desc=f"test {run_dir.name}", log=report)
     predictions = test[list(PREDICTION_COLUMNS[:5])].reset_index(drop=True)
     predictions["score"] = scores
     predictions["pred"] = low + scores * span
     metrics = evaluate(predictions)
     write_csv_atomic(predictions, run_dir / "test_predictions.csv")
-    write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     (run_dir / "last.pt").unlink(missing_ok=True)
     return FinetuneResult(run_dir, predictions, metrics)
 
 
-def _validation_srcc(module, val_part: pd.DataFrame, config: FinetuneConfig, device: str) -> float:
+def _validation_srcc(module, val_part: pd.DataFrame, config: FinetuneConfig, device: str, report) -> float:
     from rankiqa.metrics import srcc
 
     if len(val_part) == 0:
         return float("nan")
-    scores = score_paths(module, val_part["path"].tolist(), config.eval_patches, config.patch_size, config.seed, device)
+    scores = score_paths(module, val_part["path"].tolist(), config.eval_patches, config.patch_size, config.seed,
+                         device, log=report)
     valid = np.isfinite(scores)
     try:
         return srcc(scores[valid], val_part["mos"].to_numpy()[valid])

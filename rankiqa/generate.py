@@ -42,10 +42,16 @@ from typing import Any, Callable, Iterable
 
 from rankiqa.atomic import write_text_atomic
 from rankiqa.errors import UserError
-from rankiqa.imageio import DEFAULT_MAX_PIXELS, MIN_PRISTINE_SIDE, UnusableImage, load_pristine, write_image
+from rankiqa.imageio import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_EXTENSIONS,
+    MIN_PRISTINE_SIDE,
+    UnusableImage,
+    load_pristine,
+    write_image,
+)
 from rankiqa.seeding import stable_seed
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pnm")
 OUTPUT_FORMATS = ("png", "bmp", "jpg")
 JPEG_QUALITY = 95
 PNG_COMPRESS_LEVEL = 1  # zlib level: lossless either way; 1 writes ~3x faster than 6 for ~30% more bytes

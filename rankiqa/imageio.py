@@ -14,21 +14,13 @@ from rankiqa.errors import UserError
 
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as uint8 (H, W, 3) RGB, honouring EXIF orientation.
+    """Read an image file as uint8 (H, W, 3) RGB with ``load_pristine``'s conversions (EXIF
+    orientation, alpha on white, 16-bit scaled, gray/CMYK/palette to RGB), any size from 1 px.
 
-    Raises ``UserError`` naming the file and the reason when it is missing or not a readable image.
+    Raises ``UnusableImage`` (a ``UserError``) naming the file and the reason when it is missing or
+    not a readable image.
     """
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: file not found")
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder, expected an image file")
-    try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            return np.asarray(im.convert("RGB"))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise UserError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from None
+    return load_pristine(path, min_side=1).image
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, **save_options) -> None:
@@ -51,17 +43,27 @@ def fit_to_patch(image: np.ndarray, patch_size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC))
 
 
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pnm")
+"""File name suffixes (lower case) taken as images when a folder is listed."""
 MIN_PRISTINE_SIDE = 64
 DEFAULT_MAX_PIXELS = 100_000_000
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
 class UnusableImage(UserError):
-    """A source photo that cannot serve as a pristine reference; ``reason`` says why (one line)."""
+    """An image file that cannot be used; ``path`` names it and ``reason`` says why (one line).
 
-    def __init__(self, path: str | os.PathLike, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.reason = reason
+    Picklable, and constructible from one message (``reason`` then equals it), as torch's
+    DataLoader does when it re-raises an exception from a worker process.
+    """
+
+    def __init__(self, path: str | os.PathLike, reason: str | None = None) -> None:
+        super().__init__(str(path) if reason is None else f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = str(path) if reason is None else reason
+
+    def __reduce__(self):
+        return self.__class__, (self.path, self.reason)
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class Pristine:
 def load_pristine(
     path: str | os.PathLike,
     *,
+    min_side: int = MIN_PRISTINE_SIDE,
     max_side: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Pristine:
@@ -85,9 +88,14 @@ def load_pristine(
     files whose declared size exceeds ``max_pixels`` before decoding them (decompression bombs);
     downscales (Lanczos) so the long side is at most ``max_side`` pixels. Every colour, depth or
     frame conversion is named in ``notes``. Raises ``UnusableImage`` (with a one-line ``reason``)
-    for an empty, truncated or non-image file, or an image whose short side is below 64 px.
+    for a missing, empty, truncated or non-image file, or an image whose short side is below
+    ``min_side`` pixels (64 by default; scoring passes its own minimum).
     """
     path = Path(path)
+    if not path.exists():
+        raise UnusableImage(path, "file not found")
+    if path.is_dir():
+        raise UnusableImage(path, "is a folder, expected an image file")
     if path.stat().st_size == 0:
         raise UnusableImage(path, "empty file (0 bytes)")
     notes: list[str] = []
@@ -106,7 +114,7 @@ def load_pristine(
                 sixteen_bit = im.mode.startswith("I;16") or any(";16" in str(tile[3]) for tile in im.tile)
                 im.load()
                 im = ImageOps.exif_transpose(im)
-                rgb = _to_rgb(im, notes)
+                rgb = pil_to_rgb(im, notes)
     except UnusableImage:
         raise
     except UnidentifiedImageError:
@@ -117,15 +125,41 @@ def load_pristine(
         raise UnusableImage(path, f"truncated or corrupt image ({exc.__class__.__name__}: {exc})") from None
     if sixteen_bit:
         notes.append("16-bit converted to 8-bit")
-    _check_min_side(path, rgb, "")
+    _check_min_side(path, rgb, min_side, "")
     if max_side is not None and max(rgb.shape[:2]) > max_side:
         rgb = _downscale(rgb, max_side)
-        _check_min_side(path, rgb, f" after downscaling to max side {max_side}")
+        _check_min_side(path, rgb, min_side, f" after downscaling to max side {max_side}")
     return Pristine(np.ascontiguousarray(rgb), tuple(notes))
 
 
-def _to_rgb(im: Image.Image, notes: list[str]) -> np.ndarray:
-    """An 8-bit RGB array from any Pillow mode, appending to ``notes`` what was converted."""
+def header_problem(
+    path: str | os.PathLike, *, min_side: int = MIN_PRISTINE_SIDE, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> str | None:
+    """Why ``path`` cannot be used, judged from its header only (no pixels decoded), or None when it
+    looks usable: missing, not an image, more than ``max_pixels`` pixels, or a side below ``min_side``.
+
+    A cheap screen for large batches; ``load_pristine`` still refuses a file truncated after its header.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size
+    except FileNotFoundError:
+        return "file not found"
+    except Exception as exc:  # any decoder error on an untrusted file means "leave it out"
+        return f"not a readable image ({exc.__class__.__name__})"
+    if width * height > max_pixels:
+        return f"decompression bomb refused: {width}x{height} exceeds {max_pixels} pixels"
+    if min(width, height) < min_side:
+        return f"too small: {width}x{height} (short side below {min_side} px)"
+    return None
+
+
+def pil_to_rgb(im: Image.Image, notes: list[str] | None = None) -> np.ndarray:
+    """A uint8 (H, W, 3) RGB array from a Pillow image of any mode: 16-bit scaled to 8-bit, alpha
+    composited on white, gray/CMYK/palette converted; appends to ``notes`` what was converted."""
+    notes = [] if notes is None else notes
     mode = im.mode
     if mode.startswith("I;16") or mode == "I":
         values = np.asarray(im).astype(np.float64)
@@ -147,10 +181,10 @@ def _to_rgb(im: Image.Image, notes: list[str]) -> np.ndarray:
     return np.asarray(im.convert("RGB"))
 
 
-def _check_min_side(path: Path, rgb: np.ndarray, context: str) -> None:
+def _check_min_side(path: Path, rgb: np.ndarray, min_side: int, context: str) -> None:
     height, width = rgb.shape[:2]
-    if min(height, width) < MIN_PRISTINE_SIDE:
-        raise UnusableImage(path, f"too small: {width}x{height}{context} (short side below {MIN_PRISTINE_SIDE} px)")
+    if min(height, width) < min_side:
+        raise UnusableImage(path, f"too small: {width}x{height}{context} (short side below {min_side} px)")
 
 
 def _downscale(rgb: np.ndarray, max_side: int) -> np.ndarray:

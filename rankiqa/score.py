@@ -15,7 +15,6 @@ plus ``batch_size`` float patches.
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +23,12 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 from PIL import Image
 
+from rankiqa.atomic import write_text_atomic
 from rankiqa.errors import UserError
-from rankiqa.imageio import fit_to_patch
+from rankiqa.imageio import IMAGE_EXTENSIONS, fit_to_patch, load_pristine, pil_to_rgb
+from rankiqa.seeding import array_digest, stable_seed
 
 MIN_SIDE = 32
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"})
 AGGREGATES = ("mean", "median")
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_WEIGHTS = ASSETS / "default.pt"
@@ -37,29 +37,11 @@ HEATMAP_LONG_SIDE = 768
 
 
 def as_rgb(image: Any) -> np.ndarray:
-    """A uint8 (H, W, 3) RGB array from a uint8 array ((H, W) gray or (H, W, 3)) or a PIL image."""
-    if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"image must be a path, a PIL image or a uint8 numpy array, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise TypeError(f"image array must have dtype uint8, got {image.dtype}")
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image array must have shape (H, W, 3) or (H, W), got {image.shape}")
-    height, width = image.shape[:2]
-    if min(height, width) < MIN_SIDE:
-        raise ValueError(f"image is too small to score: {width}x{height} pixels, need at least {MIN_SIDE} on each side")
-    return image
+    """A uint8 (H, W, 3) RGB array, both sides >= ``MIN_SIDE``, from a uint8 array ((H, W) gray or
+    (H, W, 3)) or a PIL image (converted like a decoded file: alpha on white, 16-bit scaled)."""
+    from distortions._registry import as_rgb_uint8
 
-
-def content_seed(image: np.ndarray, seed: int) -> int:
-    """A 63-bit seed from ``seed`` and the image's pixels and shape (stable across runs and machines)."""
-    digest = hashlib.blake2b(digest_size=8)
-    digest.update(f"{int(seed)}:{image.shape}".encode())
-    digest.update(memoryview(np.ascontiguousarray(image)).cast("B"))
-    return int.from_bytes(digest.digest(), "little") >> 1
+    return as_rgb_uint8(pil_to_rgb(image) if isinstance(image, Image.Image) else image)
 
 
 def patch_positions(shape: tuple[int, ...], patches: int, patch_size: int, seed: int) -> np.ndarray:
@@ -138,7 +120,7 @@ def score_image(
 
 def _seeded_patches(image: Any, patches: int, patch_size: int, seed: int) -> np.ndarray:
     rgb = fit_to_patch(as_rgb(image), patch_size)
-    positions = patch_positions(rgb.shape, patches, patch_size, content_seed(rgb, seed))
+    positions = patch_positions(rgb.shape, patches, patch_size, stable_seed(seed, array_digest(rgb)))
     return crop_patches(rgb, positions, patch_size)
 
 
@@ -158,14 +140,10 @@ class ImageScore:
 
 
 def read_for_scoring(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image file to uint8 RGB (EXIF orientation applied); ``UserError`` naming the file otherwise."""
-    from rankiqa.imageio import read_rgb
-
-    rgb = read_rgb(path)
-    try:
-        return as_rgb(rgb)
-    except ValueError as exc:
-        raise UserError(f"{path}: {exc}") from None
+    """Decode an image file with ``rankiqa.imageio.load_pristine`` (EXIF orientation, alpha on
+    white, 16-bit scaled), any size with both sides >= ``MIN_SIDE``; ``UnusableImage`` naming the
+    file and the reason otherwise."""
+    return load_pristine(path, min_side=MIN_SIDE).image
 
 
 @dataclass
@@ -174,7 +152,8 @@ class Scorer:
 
     ``module``: the ``torch.nn.Module`` (kept in eval mode); ``patches``: crops per image;
     ``patch_size``: crop side in pixels; ``aggregate``: "mean" or "median" of patch scores;
-    ``batch_size``: patches per forward pass (memory only, never changes a score); ``seed``: patch seed.
+    ``batch_size``: patches per forward pass (memory only, never changes a score); ``seed``: patch seed;
+    ``device``: where the forward passes run ("cpu", "cuda", ...; None: where the module's weights are).
     Scores are computed with ``inference_copy(module)``, made once when the scorer is created.
     """
 
@@ -184,6 +163,7 @@ class Scorer:
     aggregate: str = "mean"
     batch_size: int = 32
     seed: int = 0
+    device: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("patches", "patch_size", "batch_size"):
@@ -194,6 +174,8 @@ class Scorer:
             raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {self.aggregate!r}")
         self.module.eval()
         self._fast = inference_copy(self.module)
+        if self.device is not None:
+            self._fast = self._fast.to(self.device)
 
     def score(self, x: Any) -> float | list[float]:
         """Score a path, a PIL image or a uint8 array (one float), or a list/tuple of them (a list).
@@ -304,7 +286,7 @@ def expand_paths(inputs: Sequence[str], recursive: bool = False) -> tuple[list[P
         path = Path(item)
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
-            found = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
             if not found:
                 missing.append(ImageScore(item, error="folder holds no image files" + ("" if recursive else " (try --recursive)")))
         elif path.exists():
@@ -378,28 +360,6 @@ def format_results(results: Sequence[ImageScore], fmt: str = "table") -> str:
     return "\n".join(lines)
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(temporary_path)`` for a temporary file next to ``path``, then rename it to ``path``."""
-    import tempfile
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` (plus a final newline) to ``path`` atomically."""
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
-
-
 def write_heatmap(scorer: Scorer, path: str | os.PathLike, out_dir: str | os.PathLike, taken: set[str]) -> Path:
     """Write ``<out_dir>/<stem>.heatmap.png`` (``-2``, ``-3``... when the stem is in ``taken``) for one file."""
     from rankiqa.imageio import write_image
@@ -417,6 +377,40 @@ def write_heatmap(scorer: Scorer, path: str | os.PathLike, out_dir: str | os.Pat
 
 
 def score_paths(
+    module,
+    paths: Sequence[str | os.PathLike],
+    patches: int = 30,
+    patch_size: int = 224,
+    seed: int = 0,
+    device: str | None = None,
+    desc: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> np.ndarray:
+    """Mean patch score of each image file (float64, higher = better), the ``Scorer`` protocol run
+    on ``device`` (None: where the module is); NaN for an unreadable or too small file, reported as
+    one line ``skipped PATH: REASON`` through ``log`` (a ``RuntimeWarning`` without it). ``desc``
+    labels a progress bar (none without it). Puts ``module`` in eval mode.
+    """
+    import warnings
+
+    from tqdm import tqdm
+
+    if log is None:
+        def log(message: str) -> None:
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+    scorer = Scorer(module, patches=patches, patch_size=patch_size, seed=seed, device=device)
+    scores = np.full(len(paths), np.nan)
+    results = tqdm(scorer.score_many(paths), total=len(paths), desc=desc, unit="img", disable=desc is None)
+    for index, result in enumerate(results):
+        if result.error is None:
+            scores[index] = result.score
+        else:
+            log(f"skipped {result.path}: {result.error}")
+    return scores
+
+
+def report_scores(
     scorer: Scorer,
     inputs: Sequence[str],
     *,
@@ -453,6 +447,6 @@ def score_paths(
     text = format_results(scored, fmt)
     if output is None:
         return text
-    write_text_atomic(output, text)
+    write_text_atomic(output, text + "\n")
     log(f"wrote {len(scored)} row(s) to {output}")
     return ""

@@ -12,11 +12,10 @@ from PIL import Image
 import distortions
 from rankiqa.checkpoint import save_checkpoint
 from rankiqa.cli import cli
-from rankiqa.demo import DemoResult, bundled_images, demo_distortions, run_demo, score_ranked_sets
+from rankiqa.demo import DemoResult, bundled_images, demo_distortions, run_demo
 from rankiqa.models import create_model
-from rankiqa.score import DEFAULT_WEIGHTS, Scorer, load_model
-
-DEFAULT_MISSING = "default weights are not bundled in this build (rankiqa/assets/default.pt is absent)"
+from rankiqa.errors import UserError
+from rankiqa.score import load_model
 
 
 @pytest.fixture
@@ -61,28 +60,20 @@ def test_run_demo_with_a_tiny_checkpoint(tmp_path, tiny_checkpoint):
     assert any(t in "\n".join(lines) for t in types)
 
 
-def test_cli_demo_with_weights_and_without_default(tmp_path, tiny_checkpoint):
-    runner = CliRunner()
-    result = runner.invoke(cli, ["demo", "--out", str(tmp_path / "a"), "--weights", str(tiny_checkpoint), "--patches", "1"])
+def test_cli_demo_runs_with_the_bundled_default_model(tmp_path):
+    result = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path / "demo"), "--patches", "1"])
     assert result.exit_code == 0, result.output
-    assert "SRCC" in result.output and (tmp_path / "a" / "scores.csv").is_file()
-    if DEFAULT_WEIGHTS.is_file():
-        return
-    result = runner.invoke(cli, ["demo", "--out", str(tmp_path / "b")])
-    assert result.exit_code == 0, result.output
-    assert "default weights are not bundled" in result.output
-    assert (tmp_path / "b" / "contact_sheet.png").is_file() and not (tmp_path / "b" / "scores.csv").exists()
+    rows = list(csv.DictReader((tmp_path / "demo" / "scores.csv").open()))
+    assert len(rows) == len(bundled_images()) * len(demo_distortions()) * 6
+    table = {line.split()[0]: line.split() for line in result.output.splitlines()}
+    for name in demo_distortions():
+        pristine, *levels, srcc = map(float, table[name][1:])
+        assert pristine > levels[-1] and srcc > 0.8, table[name]
 
 
-@pytest.mark.slow
-def test_default_model_orders_blur_and_noise_levels():
-    if not DEFAULT_WEIGHTS.is_file():
-        pytest.skip(DEFAULT_MISSING)
-    scorer = load_model("default", patches=3)
-    assert isinstance(scorer, Scorer)
-    types = [t for t in ("gaussian_blur", "white_noise") if t in distortions.names()]
-    images = dict(list(bundled_images().items())[:2])
-    result = score_ranked_sets(scorer, images, types)
-    for image in images:
-        for name in types:
-            assert result.srcc(image, name) > 0.5, (image, name, result.scores[(image, name)])
+def test_an_empty_image_folder_is_a_user_error(tmp_path, tiny_checkpoint, monkeypatch):
+    monkeypatch.setattr("rankiqa.demo.BUNDLED_IMAGES", tmp_path / "empty")
+    scorer = load_model(tiny_checkpoint, patches=1, patch_size=64)
+    for model in (scorer, None):
+        with pytest.raises(UserError, match="no bundled demo images"):
+            run_demo(model, tmp_path / "out", log=lambda line: None)

@@ -1,5 +1,6 @@
 """MOS fine-tuning: learns on a learnable synthetic database, selects on validation, resumes, CLI."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,9 +15,9 @@ from rankiqa.cli import cli
 from rankiqa.data import load_database, make_splits
 from rankiqa.data.splits import content_groups
 from rankiqa.errors import UserError
-from rankiqa.finetune import FinetuneConfig, evaluate, finetune, score_paths
+from rankiqa.finetune import FinetuneConfig, evaluate, finetune
 from rankiqa.models import create_model, model_from_checkpoint
-from rankiqa.score import score_image
+from rankiqa.score import score_image, score_paths
 
 FAST = dict(batch_size=8, patch_size=32, eval_patches=4, workers=0, device="cpu")
 
@@ -144,3 +145,23 @@ def test_cli_finetune_from_a_checkpoint(noise_db, tmp_path):
     assert settings["finetune"]["loss"] == "l1" and settings["init"] == str(tmp_path / "init.pt")
     expected_test = make_splits(load_database("csv", csv_path), n=2, seed=0)[1].test
     assert len(pd.read_csv(tmp_path / "run" / "test_predictions.csv")) == len(expected_test)
+
+
+def test_bad_training_images_are_skipped_and_reported_once_even_in_workers(tmp_path, capfd):
+    csv_path = build_noise_database(tmp_path / "db", n_references=6)
+    df = load_database("csv", csv_path)
+    split = make_splits(df, n=1, seed=0)[0]
+    train, test = df.iloc[split.train], df.iloc[split.test]
+    garbage, truncated = train["path"].iloc[0], train["path"].iloc[6]
+    Path(garbage).write_bytes(b"not an image")
+    data = Path(truncated).read_bytes()
+    Path(truncated).write_bytes(data[: len(data) // 2])  # the header still reads; the pixels do not
+    config = FinetuneConfig(epochs=2, lr=1e-3, val_fraction=0, **{**FAST, "workers": 1})
+    result = finetune(train, test, "tiny", tmp_path / "run", config)
+    err = capfd.readouterr().err
+    assert f"skipped {garbage}: not a readable image (UnidentifiedImageError)" in err
+    assert err.count(f"skipped {truncated}: truncated or corrupt image") == 1
+    assert "Traceback" not in err
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["n_train_images"] == len(train) - 1
+    assert len(pd.read_csv(tmp_path / "run" / "history.csv")) == 2
+    assert result.metrics["n_missing"] == 0

@@ -11,16 +11,18 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+import distortions
 import rankiqa
 from rankiqa.checkpoint import save_checkpoint
 from rankiqa.cli import cli
 from rankiqa.errors import UserError
-from rankiqa.imageio import fit_to_patch
+from rankiqa.demo import BUNDLED_IMAGES
+from rankiqa.imageio import fit_to_patch, read_rgb
+from rankiqa.seeding import array_digest, stable_seed
 from rankiqa.models import create_model
 from rankiqa.score import (
     DEFAULT_WEIGHTS,
     Scorer,
-    content_seed,
     crop_patches,
     expand_paths,
     grid_positions,
@@ -63,7 +65,7 @@ def image_folder(tmp_path):
 def test_score_image_matches_a_hand_computed_reference(tiny_module):
     image = _image(1)
     mean, std, per_patch = score_image(tiny_module, image, patches=7, patch_size=PATCH, seed=3)
-    positions = patch_positions(image.shape, 7, PATCH, content_seed(image, 3))
+    positions = patch_positions(image.shape, 7, PATCH, stable_seed(3, array_digest(image)))
     expected = []
     for row, col in positions:
         crop = image[row : row + PATCH, col : col + PATCH].astype(np.float32) / 255
@@ -82,13 +84,18 @@ def test_patch_positions_are_in_range_and_cover_the_valid_area():
     assert crops.shape == (4, PATCH, PATCH, 3) and crops.dtype == np.uint8
 
 
-def test_positions_follow_content_and_seed_not_name():
+def test_positions_follow_content_and_seed_not_name(tmp_path, tiny_module):
     image = _image(2)
-    assert content_seed(image, 0) == content_seed(image.copy(), 0)
-    assert content_seed(image, 0) != content_seed(image, 1)
+    Image.fromarray(image).save(tmp_path / "one.png")
+    Image.fromarray(image).save(tmp_path / "other_name.png")
+    scorer = Scorer(tiny_module, patches=4, patch_size=PATCH, seed=0)
+    by_name = [result.per_patch for result in scorer.score_many([tmp_path / "one.png", tmp_path / "other_name.png"])]
+    np.testing.assert_array_equal(by_name[0], by_name[1])
+    other_seed = Scorer(tiny_module, patches=4, patch_size=PATCH, seed=1).per_patch(image)
     changed = image.copy()
     changed[0, 0, 0] ^= 1
-    assert content_seed(image, 0) != content_seed(changed, 0)
+    assert not np.allclose(other_seed, by_name[0])
+    assert not np.allclose(scorer.per_patch(changed), by_name[0])
 
 
 def test_grid_covers_the_image_edge_to_edge():
@@ -102,7 +109,7 @@ def test_small_images_are_upscaled_and_tiny_ones_rejected(tiny_module):
     assert fit_to_patch(_image(0, 40, 100), 224).shape == (224, 560, 3)
     assert fit_to_patch(_image(0, 300, 400), 224).shape == (300, 400, 3)
     scorer = Scorer(tiny_module, patches=3, patch_size=PATCH)
-    with pytest.raises(UserError, match="too small"):
+    with pytest.raises(UserError, match="at least 32x32 pixels, got 300x20"):
         scorer.score(_image(0, 20, 300))
 
 
@@ -119,6 +126,26 @@ def test_score_accepts_path_pil_array_and_list(tmp_path, tiny_module):
     assert scorer.score([]) == []
     with pytest.raises(UserError, match="item 1 .*dtype uint8"):
         scorer.score([image, image.astype(np.float32)])
+
+
+def test_files_decode_like_training_images_alpha_16_bit_and_gray(tmp_path, tiny_module):
+    from rankiqa.score import read_for_scoring
+
+    rgb = _image(5)
+    alpha = np.random.default_rng(6).integers(0, 256, rgb.shape[:2], dtype=np.uint8)
+    rgba = Image.fromarray(np.dstack([rgb, alpha]))
+    rgba.save(tmp_path / "rgba.png")
+    on_white = (rgb * (alpha[..., None] / 255.0) + 255 * (1 - alpha[..., None] / 255.0))
+    assert np.abs(read_for_scoring(tmp_path / "rgba.png").astype(int) - on_white).max() <= 1
+    deep = np.random.default_rng(7).integers(0, 65536, (50, 60), dtype=np.uint16)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    expected = np.repeat(np.rint(deep / 257.0).astype(np.uint8)[..., None], 3, axis=2)
+    np.testing.assert_array_equal(read_for_scoring(tmp_path / "deep.png"), expected)
+    Image.fromarray(rgb[..., 0]).save(tmp_path / "gray.png")
+    np.testing.assert_array_equal(read_for_scoring(tmp_path / "gray.png"), np.repeat(rgb[..., :1], 3, axis=2))
+    scorer = Scorer(tiny_module, patches=3, patch_size=PATCH)
+    assert scorer.score(rgba) == scorer.score(tmp_path / "rgba.png")
 
 
 def test_scores_do_not_depend_on_batch_size_or_neighbours(image_folder, tiny_module):
@@ -187,8 +214,8 @@ def test_cli_scores_a_folder_and_skips_bad_files(image_folder, tiny_checkpoint, 
             "--format", "csv", "--output", str(out), "--heatmap", str(heat)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert "broken.jpg: not a readable image" in result.output
-    assert "small.png: image is too small" in result.output
+    assert "skipped " + str(image_folder / "broken.jpg") + ": not an image (unrecognised format)" in result.output
+    assert "small.png: too small: 10x10 (short side below 32 px)" in result.output
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert [r["path"].rsplit("/", 1)[1] for r in rows] == ["img0.png", "img1.png", "img2.png"]
     scorer = rankiqa.load_model(tiny_checkpoint, patches=4, patch_size=PATCH)
@@ -229,14 +256,38 @@ def test_a_stripped_checkpoint_dropped_in_place_becomes_the_default(tmp_path, ti
     assert scorer.score(_image(3)) == pytest.approx(reference.score(_image(3)), abs=1e-2)
 
 
-def test_default_model_is_bundled_or_clearly_missing():
-    if DEFAULT_WEIGHTS.is_file():
-        scorer = rankiqa.load_model("default")
-        assert isinstance(scorer.module, torch.nn.Module)
-        assert DEFAULT_WEIGHTS.stat().st_size <= 20 * 2**20
-    else:
-        with pytest.raises(UserError, match="default weights are not bundled in this build"):
-            rankiqa.load_model("default")
+@pytest.fixture(scope="module")
+def default_scorer():
+    return rankiqa.load_model("default", patches=5)
+
+
+def test_the_bundled_default_model_loads_offline_with_weights_only(monkeypatch, tmp_path):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("loading the default model tried to use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    assert DEFAULT_WEIGHTS.stat().st_size <= 20 * 2**20
+    payload = torch.load(DEFAULT_WEIGHTS, weights_only=True, map_location="cpu")
+    scorer = rankiqa.load_model("default", patches=3)
+    assert scorer.module.config == payload["model_config"]
+    for name, tensor in scorer.module.state_dict().items():
+        torch.testing.assert_close(tensor, payload["model_state"][name].to(tensor.dtype))
+    bundled = sorted(BUNDLED_IMAGES.glob("*.png"))
+    scores = scorer.score(bundled)
+    assert len(scores) == len(bundled) >= 6
+    assert np.all(np.isfinite(scores)) and len(set(scores)) == len(scores)
+
+
+@pytest.mark.parametrize("distortion", ["gaussian_blur", "white_noise"])
+def test_the_default_model_orders_distortion_levels_of_bundled_images(default_scorer, distortion):
+    for name in ("chelsea.png", "kodim05.png"):
+        levels = distortions.apply_levels(read_rgb(BUNDLED_IMAGES / name), distortion, seed=0)
+        scores = default_scorer.score(levels)
+        assert scores[0] > scores[4] + 1.0, (name, scores)
+        assert all(better > worse for better, worse in zip(scores, scores[1:])), (name, scores)
 
 
 @pytest.mark.slow

@@ -39,9 +39,9 @@ def score(paths, model, weights, patches, patch_size, aggregate, batch_size, fmt
     Example:
       rankiqa score photos/ --recursive --format csv --output scores.csv
     """
-    from rankiqa.score import load_model, score_paths
+    from rankiqa.score import load_model, report_scores
 
     scorer = load_model(weights or model, patches=patches, patch_size=patch_size, aggregate=aggregate, batch_size=batch_size, seed=seed)
-    text = score_paths(scorer, paths, recursive=recursive, fmt=fmt, heatmap_dir=heatmap, output=output, log=lambda line: click.echo(line, err=True))
+    text = report_scores(scorer, paths, recursive=recursive, fmt=fmt, heatmap_dir=heatmap, output=output, log=lambda line: click.echo(line, err=True))
     if text:
         click.echo(text)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rankiqa.seeding import stable_seed
+
 
 @dataclass(frozen=True)
 class Split:
@@ -48,10 +50,10 @@ def holdout(df: pd.DataFrame, fraction: float, seed: int) -> Split:
 def make_splits(df: pd.DataFrame, n: int = 10, train: float = 0.8, seed: int = 0) -> list[Split]:
     """``n`` random content-disjoint splits with ``train`` of the references (by count) for training.
 
-    Split ``i`` uses seed ``seed + i``, so adding splits never changes the earlier ones.
+    Split ``i`` uses seed ``stable_seed(seed, "split", i)``, so adding splits never changes the earlier ones.
     """
     if n < 1:
         raise ValueError(f"n (number of splits) must be at least 1, got {n}")
     if not 0 < train < 1:
         raise ValueError(f"train must be between 0 and 1 (exclusive), got {train}")
-    return [holdout(df, 1 - train, seed + index) for index in range(n)]
+    return [holdout(df, 1 - train, stable_seed(seed, "split", index)) for index in range(n)]
