@@ -77,3 +77,19 @@ def test_an_empty_image_folder_is_a_user_error(tmp_path, tiny_checkpoint, monkey
     for model in (scorer, None):
         with pytest.raises(UserError, match="no bundled demo images"):
             run_demo(model, tmp_path / "out", log=lambda line: None)
+
+
+def test_setup_cfg_ships_every_bundled_asset():
+    import configparser
+    from pathlib import Path
+
+    import rankiqa
+
+    package = Path(rankiqa.__file__).parent
+    setup = configparser.ConfigParser()
+    setup.read(package.parent / "setup.cfg")
+    patterns = setup["options.package_data"]["rankiqa"].split()
+    assets = {path for path in (package / "assets").rglob("*") if path.is_file()}
+    shipped = {path for pattern in patterns for path in package.glob(pattern) if path.is_file()}
+    assert package / "assets" / "images" / "kodim23.png" in assets and package / "assets" / "default.pt" in assets
+    assert sorted(assets - shipped) == []
