@@ -29,6 +29,7 @@ from rankiqa.errors import UserError
 from rankiqa.finetune import FinetuneConfig, evaluate, finetune, write_csv_atomic
 from rankiqa.metrics import METRIC_NAMES
 from rankiqa.score import score_paths
+from rankiqa.seeding import stable_seed
 
 CACHE_FLUSH_EVERY = 200  # images scored between two writes of the prediction cache (resumable)
 
@@ -135,7 +136,7 @@ def run_benchmark(databases: list[tuple[str, str | os.PathLike]], model: str, ou
     config = replace(finetune_config or FinetuneConfig(), patch_size=patch_size, eval_patches=patches, seed=seed)
     import torch
 
-    torch.manual_seed(seed)  # a backbone name builds a randomly initialised model: make it reproducible
+    torch.manual_seed(stable_seed(seed, "init"))  # a backbone name: the random init fine-tuning starts from
     module = load_module(model)
     model_id = weights_id(module)
     parts: list[pd.DataFrame] = []
