@@ -26,7 +26,7 @@ from PIL import Image
 from rankiqa.atomic import write_text_atomic
 from rankiqa.errors import UserError
 from rankiqa.imageio import IMAGE_EXTENSIONS, fit_to_patch, load_pristine, pil_to_rgb
-from rankiqa.seeding import array_digest, stable_seed
+from rankiqa.seeding import stable_seed
 
 MIN_SIDE = 32
 AGGREGATES = ("mean", "median")
@@ -119,8 +119,11 @@ def score_image(
 
 
 def _seeded_patches(image: Any, patches: int, patch_size: int, seed: int) -> np.ndarray:
+    """Crops at positions seeded by (seed, image size) only: every version of one photo (pristine,
+    distorted, re-encoded) is compared on the same crops, and a score never depends on the file
+    name, the batch or the other images scored with it."""
     rgb = fit_to_patch(as_rgb(image), patch_size)
-    positions = patch_positions(rgb.shape, patches, patch_size, stable_seed(seed, array_digest(rgb)))
+    positions = patch_positions(rgb.shape, patches, patch_size, stable_seed(seed, *rgb.shape[:2]))
     return crop_patches(rgb, positions, patch_size)
 
 
