@@ -60,7 +60,10 @@ def test_same_seed_same_output_and_levels_share_random_fields(name, small_image)
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(a, distortions.apply(small_image, name, k, seed=7))
     from_generator = distortions.apply_levels(small_image, name, seed=np.random.default_rng(1))
+    from_same_state = distortions.apply_levels(small_image, name, seed=np.random.default_rng(1))
     assert len(from_generator) == 5
+    for a, b in zip(from_generator, from_same_state):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -81,7 +81,8 @@ def test_batch_ranking_matches_nested_loop(generator, cross_reference, copies):
 
 
 def test_batch_ranking_pair_counts_and_normalisation():
-    # 3 references x 2 distortions x 6 levels: 15 pairs per set; cross-reference adds 3*2*15*... pairs
+    # 3 references x 2 distortions x 6 levels: 15 pairs per set, 6 sets. Cross-reference pairs any two
+    # references (3 x 3 ordered combinations) of one type: 2 types x 15 level pairs x 9
     lev = torch.arange(6).repeat(6)
     dist = torch.arange(2).repeat_interleave(6).repeat(3)
     ref = torch.arange(3).repeat_interleave(12)

@@ -28,7 +28,11 @@ def test_registry_has_required_backbones():
     assert {"vgg16", "resnet18", "resnet50", "efficientnet_lite0", "tiny"} <= set(list_backbones())
 
 
-@pytest.mark.parametrize("backbone", ["vgg16", "resnet18", "resnet50", "efficientnet_lite0", "tiny"])
+LARGE = pytest.mark.slow  # vgg16 (138M parameters, ~0.5 GB) and resnet50 take seconds just to initialise
+
+
+@pytest.mark.parametrize("backbone", [pytest.param("vgg16", marks=LARGE), "resnet18", pytest.param("resnet50", marks=LARGE),
+                                      "efficientnet_lite0", "tiny"])
 def test_every_backbone_scores_a_batch(backbone):
     torch.manual_seed(0)
     model = create_model(backbone).eval()
