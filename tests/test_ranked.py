@@ -1,6 +1,7 @@
 """rankiqa.data.RankedSets (generated and on the fly) and split_references."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +111,38 @@ def test_loader_workers_give_the_same_batches(folders):
     serial = [batch["images"] for batch in DataLoader(ds, batch_size=2)]
     parallel = [batch["images"] for batch in DataLoader(ds, batch_size=2, num_workers=2)]
     assert all(torch.equal(a, b) for a, b in zip(serial, parallel)) and len(serial) == len(parallel) == 3
+
+
+def test_a_generated_file_that_fails_to_decode_is_replaced_and_reported(folders, tmp_path, capfd):
+    _, out = folders
+    damaged = tmp_path / "out"
+    shutil.copytree(out, damaged)
+    (damaged / "images" / "a.png" / "white_noise_3.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    ds = RankedSets(damaged, patch_size=48, seed=0)
+    replaced, intact = ds[1], RankedSets(out, patch_size=48, seed=0)[3]  # a.png/white_noise -> small.png/white_noise
+    assert (replaced["reference_id"], replaced["distortion_id"]) == (1, 1)
+    assert torch.equal(replaced["images"], intact["images"])
+    assert torch.equal(ds[0]["images"], RankedSets(out, patch_size=48, seed=0)[0]["images"])  # other type kept
+    assert [ref for ref, _ in ds.skipped] == ["a.png"] and "white_noise_3.png" in ds.skipped[0][1]
+    ds[1]
+    assert len(ds.skipped) == 1 and capfd.readouterr().err.count("skipped a.png / white_noise") == 1
+    fresh = RankedSets(damaged, patch_size=48, seed=0)
+    batches = list(DataLoader(fresh, batch_size=3, num_workers=1, multiprocessing_context="spawn"))
+    assert [batch["reference_id"].tolist() for batch in batches] == [[0, 1, 1], [1, 2, 2]]
+    assert "skipped a.png / white_noise" in capfd.readouterr().err
+
+
+def test_a_photo_truncated_after_its_header_is_skipped_on_the_fly(folders, tmp_path):
+    photos, _ = folders
+    shutil.copytree(photos, tmp_path / "photos")
+    data = (tmp_path / "photos" / "a.png").read_bytes()
+    (tmp_path / "photos" / "a.png").write_bytes(data[: len(data) // 2])
+    ds = RankedSets(tmp_path / "photos", patch_size=48, seed=0, distortions=TYPES)
+    assert ds.references[0] == "a.png"  # the header looked fine at start-up
+    items = [batch for batch in DataLoader(ds, batch_size=2, num_workers=1, multiprocessing_context="spawn")]
+    assert [batch["reference_id"].tolist() for batch in items] == [[1, 1], [1, 1], [2, 2]]
+    with pytest.raises(UserError, match="no readable gaussian_blur set left"):
+        RankedSets(tmp_path / "photos", patch_size=48, references=["a.png"], distortions=TYPES)[0]
 
 
 def test_reference_and_distortion_subsets(folders):

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset, get_worker_info
 
 from rankiqa.errors import UserError
 from rankiqa.generate import distortion_seed, find_images
 from rankiqa.seeding import stable_seed
-from rankiqa.imageio import DEFAULT_MAX_PIXELS, MIN_PRISTINE_SIDE, load_pristine, read_rgb
+from rankiqa.imageio import DEFAULT_MAX_PIXELS, fit_to_patch, header_problem, load_pristine, read_rgb
 
 CROP_MARGIN = 16
 LEVELS = (0, 1, 2, 3, 4, 5)
@@ -35,7 +35,7 @@ class RankedSets(Dataset):
     all cropped at the same location, P = ``patch_size``), ``levels`` int64 (6,) = 0..5
     (0 = pristine = best, higher = worse), ``reference_id`` (index into ``references``),
     ``distortion_id`` (index into ``distortion_names``). Photos whose short side is below P are
-    first resized up (bicubic) so that it equals P.
+    first resized up (``rankiqa.imageio.fit_to_patch``, bicubic) so that it equals P.
 
     Determinism: the crop location derives from (seed, epoch, reference, distortion) with
     ``stable_seed``, so items do not depend on the worker count or order; ``set_epoch(e)`` moves
@@ -51,7 +51,11 @@ class RankedSets(Dataset):
     ``references``: optional subset of ``references`` (e.g. from ``split_references``).
     ``max_pixels``: on the fly, larger photos are refused as decompression bombs.
     On the fly, files that are not images, too small or too large (judged from their header) are
-    left out and listed in ``skipped`` as (path, reason); a file that fails to decode later raises.
+    left out and listed in ``skipped`` as (path, reason). A file that passes that check but fails to
+    decode when an item is read (truncated data, or a generated image deleted since) does not stop
+    training: the item becomes the same type's set of the next readable reference (its
+    ``reference_id``), the file is reported once per loader process on stderr, and with no worker
+    processes it is also added to ``skipped``. Nothing raised in a loader worker needs re-raising.
     """
 
     def __init__(
@@ -78,6 +82,7 @@ class RankedSets(Dataset):
         self.distort_crops = distort_crops
         self.generated = (self.source / "manifest.csv").is_file()
         self.skipped: list[tuple[str, str]] = []
+        self._unreadable: set[tuple[str, str]] = set()
         self._worker_ready = False
         if self.generated:
             if max_side is not None or distort_crops:
@@ -88,7 +93,7 @@ class RankedSets(Dataset):
             import distortions as registry
 
             candidates = find_images(self.source)
-            reasons = {ref: _unusable_reason(self.source / ref, max_pixels) for ref in candidates}
+            reasons = {ref: header_problem(self.source / ref, max_pixels=max_pixels) for ref in candidates}
             self.skipped = [(ref, reason) for ref, reason in reasons.items() if reason]
             all_references = [ref for ref, reason in reasons.items() if not reason]
             available = registry.names()
@@ -111,26 +116,47 @@ class RankedSets(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} ranked sets")
         self._prepare_worker()
-        reference_id, distortion_id = divmod(index, len(self.distortion_names))
-        reference = self.references[reference_id]
+        first_reference_id, distortion_id = divmod(index, len(self.distortion_names))
         distortion = self.distortion_names[distortion_id]
+        for offset in range(len(self.references)):
+            reference_id = (first_reference_id + offset) % len(self.references)
+            patches = self._readable_patches(self.references[reference_id], distortion)
+            if patches is not None:
+                stacked = torch.from_numpy(np.stack(patches)).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+                return {
+                    "images": stacked,
+                    "levels": torch.tensor(LEVELS, dtype=torch.int64),
+                    "reference_id": reference_id,
+                    "distortion_id": distortion_id,
+                }
+        raise UserError(f"{self.source}: no readable {distortion} set left (every reference failed to decode)")
+
+    def _readable_patches(self, reference: str, distortion: str) -> list[np.ndarray] | None:
+        """The set's 6 patches, or None when one of its files fails to decode (reported once)."""
+        key = (reference, distortion if self.generated else "")  # on the fly, the photo serves every type
+        if key in self._unreadable:
+            return None
+        try:
+            return self._patches(reference, distortion)
+        except UserError as exc:  # UnusableImage / read_rgb: a file that passed the header check at start-up
+            self._unreadable.add(key)
+            self.skipped.append((reference, str(exc)))
+            from tqdm import tqdm
+
+            tqdm.write(f"skipped {reference}{f' / {distortion}' if self.generated else ''}: {exc}; "
+                       "its sets are replaced by the next reference's", file=sys.stderr)
+            return None
+
+    def _patches(self, reference: str, distortion: str) -> list[np.ndarray]:
         rng = np.random.default_rng(stable_seed(self.seed, "crop", self.epoch, reference, distortion))
+        if self.distort_crops:
+            return self._distorted_crop(reference, distortion, rng)
         if self.generated:
             images = [read_rgb(self.source / self._paths[reference, distortion][level]) for level in LEVELS]
-            patches = _crop_all(_resize_up(images, self.patch_size), self.patch_size, rng)
-        elif self.distort_crops:
-            patches = self._distorted_crop(reference, distortion, rng)
         else:
             pristine = self._load(reference)
             images = [pristine, *_levels(pristine, reference, distortion, self.seed)]
-            patches = _crop_all(_resize_up(images, self.patch_size), self.patch_size, rng)
-        stacked = torch.from_numpy(np.stack(patches)).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
-        return {
-            "images": stacked,
-            "levels": torch.tensor(LEVELS, dtype=torch.int64),
-            "reference_id": reference_id,
-            "distortion_id": distortion_id,
-        }
+        return _crop_all([fit_to_patch(image, self.patch_size) for image in images], self.patch_size, rng)
 
     def _prepare_worker(self) -> None:
         if not self._worker_ready and get_worker_info() is not None:
@@ -145,7 +171,7 @@ class RankedSets(Dataset):
     def _distorted_crop(self, reference: str, distortion: str, rng: np.random.Generator) -> list[np.ndarray]:
         """Crop the pristine with a margin, distort only that window, then cut the patch out of it."""
         size = self.patch_size
-        (pristine,) = _resize_up([self._load(reference)], size)
+        pristine = fit_to_patch(self._load(reference), size)
         height, width = pristine.shape[:2]
         top, left = _crop_origin(height, width, size, rng)
         window_top, window_left = max(0, top - CROP_MARGIN), max(0, left - CROP_MARGIN)
@@ -153,20 +179,6 @@ class RankedSets(Dataset):
         images = [window, *_levels(window, reference, distortion, self.seed)]
         row, col = top - window_top, left - window_left
         return [image[row : row + size, col : col + size] for image in images]
-
-
-def _unusable_reason(path: Path, max_pixels: int) -> str | None:
-    """Why ``path`` cannot be a reference, judged from its header only (None when it looks usable)."""
-    try:
-        with Image.open(path) as im:
-            width, height = im.size
-    except Exception as exc:  # any decoder error on an untrusted file means "leave it out"
-        return f"not a readable image ({exc.__class__.__name__})"
-    if width * height > max_pixels:
-        return f"decompression bomb refused: {width}x{height} exceeds {max_pixels} pixels"
-    if min(width, height) < MIN_PRISTINE_SIDE:
-        return f"too small: {width}x{height} (short side below {MIN_PRISTINE_SIDE} px)"
-    return None
 
 
 def _levels(image: np.ndarray, reference: str, distortion: str, seed: int) -> list[np.ndarray]:
@@ -202,18 +214,6 @@ def _select(available: Sequence[str], wanted: Sequence[str] | None, what: str, s
     if unknown:
         raise UserError(f"{source}: unknown {what}(s) {', '.join(map(repr, unknown[:5]))}")
     return list(wanted)
-
-
-def _resize_up(images: list[np.ndarray], size: int) -> list[np.ndarray]:
-    """Resize (bicubic) every image so its short side is at least ``size`` pixels."""
-    import cv2
-
-    height, width = images[0].shape[:2]
-    if min(height, width) >= size:
-        return images
-    scale = size / min(height, width)
-    target = (max(size, round(width * scale)), max(size, round(height * scale)))
-    return [cv2.resize(image, target, interpolation=cv2.INTER_CUBIC) for image in images]
 
 
 def _crop_origin(height: int, width: int, size: int, rng: np.random.Generator) -> tuple[int, int]:
