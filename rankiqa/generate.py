@@ -60,6 +60,9 @@ SKIPPED_COLUMNS = ("path", "reason")
 PROGRESS_DIR = ".progress"
 SETTINGS_FILE = "generate.json"
 _SHARD_MANIFEST = re.compile(r"^manifest-shard-(\d+)-of-(\d+)\.csv$")
+# Testing hook: with this variable set to N, the run SIGKILLs itself once N references are finished,
+# so a test can check that a re-run after `kill -9` equals a clean run without racing a timer.
+KILL_AFTER_REFERENCES_ENV = "RANKIQA_TEST_KILL_AFTER_REFERENCES"
 
 Log = Callable[[str], None]
 
@@ -334,6 +337,7 @@ def _run_tasks(tasks: list[_Task], workers: int, progress: bool, log: Log) -> li
     outcomes = []
     bar = tqdm(total=len(tasks), unit="ref", desc="generate", disable=not progress or not tasks, file=sys.stderr)
     written = 0
+    kill_after = int(os.environ.get(KILL_AFTER_REFERENCES_ENV, "0"))
 
     def record(outcome: _Outcome) -> None:
         nonlocal written
@@ -347,6 +351,8 @@ def _run_tasks(tasks: list[_Task], workers: int, progress: bool, log: Log) -> li
         outcomes.append(outcome)
         bar.set_postfix(images=written, refresh=False)
         bar.update()
+        if len(outcomes) == kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
 
     try:
         if workers == 1 or len(tasks) <= 1:
