@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import time
+from typing import Callable
 
 import torch
 
+from _timing import time_interleaved
 from rankiqa.models import create_model
 from rankiqa.train import SiameseRanker
 
@@ -35,26 +36,20 @@ def synthetic_batch(batch_sets: int, patch: int, seed: int) -> dict[str, torch.T
     }
 
 
-def time_interleaved(losses: tuple[str, ...], backbone: str, batch: dict, repeats: int, warmup: int,
-                     seed: int) -> dict[str, list[float]]:
-    """Seconds per training step for each loss; steps alternate between losses so that a busy
-    machine slows them alike. ``warmup`` untimed steps each first."""
-    steps = {}
-    for loss in losses:
-        torch.manual_seed(seed)
-        model = create_model(backbone)
-        steps[loss] = (SiameseRanker(model, loss, margin=1.0).train(), torch.optim.Adam(model.parameters(), lr=1e-4))
-    times: dict[str, list[float]] = {loss: [] for loss in losses}
-    for index in range(warmup + repeats):
-        for loss, (ranker, optimizer) in steps.items():
-            start = time.perf_counter()
-            value = ranker(batch)
-            optimizer.zero_grad(set_to_none=True)
-            value.backward()
-            optimizer.step()
-            if index >= warmup:
-                times[loss].append(time.perf_counter() - start)
-    return times
+def training_step(loss: str, backbone: str, batch: dict, seed: int) -> Callable[[], None]:
+    """One forward + backward + Adam step of a fresh ``loss`` ranker on ``batch`` (weights seeded)."""
+    torch.manual_seed(seed)
+    model = create_model(backbone)
+    ranker = SiameseRanker(model, loss, margin=1.0).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        value = ranker(batch)
+        optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        optimizer.step()
+
+    return step
 
 
 def main() -> None:
@@ -71,7 +66,8 @@ def main() -> None:
     batch = synthetic_batch(args.batch_sets, args.patch, args.seed)
     pairs = args.batch_sets * PAIRS_PER_SET
     forwarded = {"batch-ranking": args.batch_sets * LEVELS_PER_SET, "pairwise": 2 * pairs}
-    times = time_interleaved(("pairwise", "batch-ranking"), args.backbone, batch, args.repeats, args.warmup, args.seed)
+    steps = {loss: training_step(loss, args.backbone, batch, args.seed) for loss in ("pairwise", "batch-ranking")}
+    times = time_interleaved(steps, args.repeats, args.warmup)
     rows = {loss: (statistics.median(t), min(t), max(t)) for loss, t in times.items()}
     print(f"backbone {args.backbone}, patch {args.patch}, {args.batch_sets} sets/step = {pairs} compared pairs/step, "
           f"{args.threads} threads, median of {args.repeats} steps; {platform.processor() or platform.machine()}, "
