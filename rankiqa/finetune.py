@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from rankiqa.atomic import write_text_atomic
-from rankiqa.devices import resolve_device
+from rankiqa.devices import loader_start_method, resolve_device
 from rankiqa.errors import UserError
 from rankiqa.imageio import fit_to_patch, header_problem
 from rankiqa.score import MIN_SIDE, load_module, read_for_scoring, score_paths
@@ -228,7 +228,9 @@ def finetune(train: pd.DataFrame, test: pd.DataFrame, init: str | os.PathLike, r
                       initial=start_epoch, total=config.epochs):
         dataset.epoch = epoch
         loader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, shuffle=True,
-                                             num_workers=config.workers, drop_last=len(dataset) > config.batch_size,
+                                             num_workers=config.workers,
+                                             multiprocessing_context=loader_start_method(config.workers),
+                                             drop_last=len(dataset) > config.batch_size,
                                              collate_fn=_collate_usable,
                                              generator=torch.Generator().manual_seed(stable_seed(config.seed, "shuffle", epoch)))
         module.train()

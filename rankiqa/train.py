@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from rankiqa.atomic import atomic_path, write_text_atomic
 from rankiqa.checkpoint import load_checkpoint, save_checkpoint
+from rankiqa.devices import loader_start_method, resolve_device
 from rankiqa.errors import UserError
 from rankiqa.losses import batch_ranking_loss, pairwise_ranking_loss, ranked_contrastive_loss, ranked_triplet_loss
 from rankiqa.models import create_model, get_backbone
@@ -259,7 +260,8 @@ def evaluate_ranking(model: nn.Module, dataset: Dataset, device: torch.device, b
     was_training = model.training
     model.eval()
     scores, levels, type_ids = [], [], []
-    for batch in DataLoader(Subset(dataset, indices), batch_size=batch_sets, num_workers=workers):
+    for batch in DataLoader(Subset(dataset, indices), batch_size=batch_sets, num_workers=workers,
+                            multiprocessing_context=loader_start_method(workers)):
         images = batch["images"].to(device)
         sets, per_set = images.shape[:2]
         scores.append(model(images.flatten(0, 1)).view(sets, per_set).float().cpu().numpy())
@@ -347,9 +349,7 @@ class _Distributed:
 def _setup_distributed(device_name: str) -> tuple[_Distributed, torch.device]:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     info = _Distributed(int(os.environ.get("RANK", "0")), world_size, int(os.environ.get("LOCAL_RANK", "0")))
-    use_cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
-    if use_cuda and not torch.cuda.is_available():
-        raise UserError("--device cuda requested but no CUDA device is available")
+    use_cuda = resolve_device(device_name).startswith("cuda")
     if use_cuda:
         device = torch.device(device_name if device_name.startswith("cuda:") and world_size == 1 else f"cuda:{info.local_rank}")
         torch.cuda.set_device(device)
@@ -395,6 +395,7 @@ def _loader(dataset: Dataset, config: TrainConfig, start: int, stop: int, info: 
         batches = [batch_indices(n_sets, config.batch_sets, s, config.seed, info.rank, info.world_size)
                    for s in range(step, epoch_stop)]
         loader = DataLoader(dataset, batch_sampler=batches, num_workers=config.workers,
+                            multiprocessing_context=loader_start_method(config.workers),
                             generator=torch.Generator().manual_seed(stable_seed(config.seed, "loader", epoch)))
         yield from loader
         step = epoch_stop

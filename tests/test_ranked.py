@@ -109,7 +109,7 @@ def test_loader_workers_give_the_same_batches(folders):
     _, out = folders
     ds = RankedSets(out, patch_size=48, seed=2)
     serial = [batch["images"] for batch in DataLoader(ds, batch_size=2)]
-    parallel = [batch["images"] for batch in DataLoader(ds, batch_size=2, num_workers=2)]
+    parallel = [batch["images"] for batch in DataLoader(ds, batch_size=2, num_workers=2, multiprocessing_context="spawn")]
     assert all(torch.equal(a, b) for a, b in zip(serial, parallel)) and len(serial) == len(parallel) == 3
 
 
