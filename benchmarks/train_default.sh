@@ -10,6 +10,7 @@
 # Recipe: ImageNet-initialised efficientnet_lite0, batch-ranking (efficient Siamese all-pairs) loss.
 # Knobs (environment): STEPS, PATCH, BATCH_SETS, THREADS, WORKERS, RUN (run folder), WEIGHTS (where
 # the stripped model goes), CHECK=0 to skip benchmarks/check_default_model.py (~20 min) at the end.
+# Knobs also: LR (default 3e-4), VAL_SETS (default 420).
 # Sizing: on an otherwise idle 2-core VM, patch 160 with --threads 2 --workers 1 trains at about
 # 3.3 sets/s, so 1000 steps x 4 sets take about 20 min plus 4 validations of 280 Kodak sets.
 # The progress bar shows sets/s: lower STEPS if your machine is slower.
@@ -31,9 +32,9 @@ RANKIQA="${RANKIQA:-.venv/bin/rankiqa}"
   --backbone efficientnet_lite0 --pretrained \
   --loss batch-ranking --distortions all \
   --steps "$STEPS" --batch-sets "$BATCH_SETS" --patch "$PATCH" \
-  --lr 1e-4 --schedule cosine \
+  --lr "${LR:-3e-4}" --schedule cosine \
   --max-side 512 \
-  --val-every 250 --val-sets 280 \
+  --val-every 250 --val-sets "${VAL_SETS:-420}" \
   --threads "$THREADS" --workers "$WORKERS" --seed 0 \
   --out "$RUN"
 
