@@ -19,8 +19,8 @@ ONNX_OPSET = 17
 
 
 def strip_checkpoint(source: str | os.PathLike | dict[str, Any], out: str | os.PathLike, half: bool = True) -> Path:
-    """Write a checkpoint holding only ``model_config`` and ``model_state`` (float tensors in fp16
-    when ``half``), loadable with ``rankiqa.models.model_from_checkpoint`` and ``weights_only=True``.
+    """Write a checkpoint holding only ``model_config``, ``model_state`` (float tensors in fp16
+    when ``half``) and the calibrated output scale if the model has one, loadable with ``rankiqa.models.model_from_checkpoint`` and ``weights_only=True``.
 
     ``source`` is a training checkpoint path (e.g. a run's ``best.pt``) or a loaded payload.
     """
@@ -33,7 +33,10 @@ def strip_checkpoint(source: str | os.PathLike | dict[str, Any], out: str | os.P
         key: (value.half() if half and value.is_floating_point() else value).clone()
         for key, value in model.state_dict().items()
     }
-    save_checkpoint(out, {"model_config": dict(model.config), "model_state": state})
+    stripped = {"model_config": dict(model.config), "model_state": state}
+    if model.calibration is not None:
+        stripped["calibration"] = model.calibration
+    save_checkpoint(out, stripped)
     return Path(out)
 
 

@@ -72,7 +72,11 @@ def get_backbone(name: str) -> BackboneSpec:
 
 
 class QualityModel(nn.Module):
-    """Normalise -> backbone features -> dropout -> linear head -> (N,) scores, higher is better."""
+    """Normalise -> backbone features -> dropout -> linear head -> (N,) scores, higher is better.
+
+    ``calibration`` is None or the checkpoint's map from these raw scores to a human MOS scale
+    (``rankiqa.calibration.to_mos``).
+    """
 
     def __init__(self, spec: BackboneSpec, features: nn.Module, feature_dim: int, dropout: float, config: dict):
         super().__init__()
@@ -83,6 +87,7 @@ class QualityModel(nn.Module):
         self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
         self.feature_dim = feature_dim
         self.config = dict(config)
+        self.calibration: dict | None = None  # raw -> MOS map (rankiqa.calibration), from the checkpoint
 
     def extract_features(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) RGB in [0, 1] -> (N, feature_dim) backbone features (before the score head)."""
@@ -132,6 +137,10 @@ def model_from_checkpoint(path_or_payload: str | os.PathLike | dict) -> QualityM
     except RuntimeError as exc:
         first_line = str(exc).strip().splitlines()[0]
         raise UserError(f"{where}: weights do not fit backbone {model.config['backbone']!r} ({first_line})") from None
+    calibration = payload.get("calibration")
+    if calibration is not None and not isinstance(calibration, dict):
+        raise UserError(f"{where}: 'calibration' must be a dict, got {type(calibration).__name__}")
+    model.calibration = calibration
     return model.eval()
 
 

@@ -136,10 +136,16 @@ class ImageScore:
     spread: float | None = None
     per_patch: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     error: str | None = None
+    mos: float | None = None
+    """``score`` on the model's calibrated human scale (KADID-10k MOS 1-5, higher is better), or
+    None when the model has no calibrated scale."""
 
     def as_row(self) -> dict[str, Any]:
-        """path, score, spread, patches as plain Python values (for csv/json)."""
-        return {"path": self.path, "score": self.score, "spread": self.spread, "patches": len(self.per_patch)}
+        """path, score, spread, patches (and mos when the model is calibrated) as plain values (csv/json)."""
+        row = {"path": self.path, "score": self.score, "spread": self.spread, "patches": len(self.per_patch)}
+        if self.mos is not None:
+            row["mos"] = self.mos
+        return row
 
 
 def read_for_scoring(path: str | os.PathLike) -> np.ndarray:
@@ -180,17 +186,38 @@ class Scorer:
         if self.device is not None:
             self._fast = self._fast.to(self.device)
 
-    def score(self, x: Any) -> float | list[float]:
+    @property
+    def calibration(self) -> dict[str, Any] | None:
+        """The model's map from raw scores to a human MOS scale (``rankiqa.calibration``), or None."""
+        return getattr(self.module, "calibration", None)
+
+    def to_mos(self, raw: float | np.ndarray) -> float | np.ndarray:
+        """Raw score(s) -> the calibrated scale (KADID-10k MOS 1-5, higher is better); ``UserError``
+        when the model has no calibrated scale."""
+        if self.calibration is None:
+            raise UserError("this model has no calibrated scale (train it with --targets, e.g. --targets kadid)")
+        from rankiqa.calibration import to_mos
+
+        return to_mos(raw, self.calibration)
+
+    def score(self, x: Any, scale: str = "raw") -> float | list[float]:
         """Score a path, a PIL image or a uint8 array (one float), or a list/tuple of them (a list).
 
+        ``scale="raw"`` (default) returns the model's own score (unbounded, higher = better: only
+        differences and order mean something); ``scale="mos"`` returns the calibrated score on
+        KADID-10k's 1-5 MOS scale (``UserError`` if the model has no calibrated scale).
         A list is scored in shared forward passes; a bad item raises ``UserError`` naming its index.
         """
+        if scale not in ("raw", "mos"):
+            raise ValueError(f"scale must be 'raw' or 'mos', got {scale!r}")
+        if scale == "mos":
+            self.to_mos(0.0)  # fail before scoring when there is no calibrated scale
         single = not isinstance(x, (list, tuple))
         results = list(self.score_many([x] if single else x))
         for index, result in enumerate(results):
             if result.error is not None:
                 raise UserError(f"{result.path}: {result.error}" if single else f"item {index} ({result.path}): {result.error}")
-        scores = [result.score for result in results]
+        scores = [result.score if scale == "raw" else result.mos for result in results]
         return scores[0] if single else scores
 
     def per_patch(self, image: Any) -> np.ndarray:
@@ -231,6 +258,8 @@ class Scorer:
                 result.per_patch = scores[start : start + len(crops)]
                 result.score = self._aggregate(result.per_patch)
                 result.spread = float(result.per_patch.std())
+                if self.calibration is not None:
+                    result.mos = float(self.to_mos(result.score))
             start += len(crops)
             yield result
 
@@ -340,7 +369,8 @@ def load_module(name_or_checkpoint: str | os.PathLike = "default"):
 
 
 def format_results(results: Sequence[ImageScore], fmt: str = "table") -> str:
-    """Scored images as ``table`` (aligned text), ``csv`` (path,score,spread,patches) or ``json`` (a list)."""
+    """Scored images as ``table`` (aligned text), ``csv`` (path,score,spread,patches[,mos]) or ``json``
+    (a list). ``mos`` (the calibrated KADID-10k 1-5 scale) is there when the model has a calibrated scale."""
     rows = [result.as_row() for result in results]
     if fmt == "json":
         import json
@@ -351,15 +381,20 @@ def format_results(results: Sequence[ImageScore], fmt: str = "table") -> str:
         import io
 
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=["path", "score", "spread", "patches"], lineterminator="\n")
+        calibrated = any("mos" in row for row in rows)
+        columns = ["path", "score", "spread", "patches"] + (["mos"] if calibrated else [])
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
-        writer.writerows({**row, "score": f"{row['score']:.6f}", "spread": f"{row['spread']:.6f}"} for row in rows)
+        writer.writerows({**row, "score": f"{row['score']:.6f}", "spread": f"{row['spread']:.6f}",
+                          **({"mos": f"{row['mos']:.4f}"} if calibrated else {})} for row in rows)
         return buffer.getvalue().rstrip("\n")
     if fmt != "table":
         raise ValueError(f"format must be table, csv or json, got {fmt!r}")
     width = max([4, *(len(row["path"]) for row in rows)])
-    lines = [f"{'path'.ljust(width)}  {'score':>10}  {'spread':>8}"]
-    lines += [f"{row['path'].ljust(width)}  {row['score']:>10.4f}  {row['spread']:>8.4f}" for row in rows]
+    calibrated = any("mos" in row for row in rows)
+    lines = [f"{'path'.ljust(width)}  {'score':>10}  {'spread':>8}" + (f"  {'mos (1-5)':>9}" if calibrated else "")]
+    lines += [f"{row['path'].ljust(width)}  {row['score']:>10.4f}  {row['spread']:>8.4f}"
+              + (f"  {row['mos']:>9.2f}" if calibrated else "") for row in rows]
     return "\n".join(lines)
 
 

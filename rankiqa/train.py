@@ -38,14 +38,17 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from rankiqa.atomic import atomic_path, write_text_atomic
+from rankiqa.calibration import TARGET_SETS, coverage, fit_scale, load_targets, target_matrix
 from rankiqa.checkpoint import load_checkpoint, save_checkpoint
 from rankiqa.devices import loader_start_method, resolve_device
 from rankiqa.errors import UserError
-from rankiqa.losses import batch_ranking_loss, pairwise_ranking_loss, ranked_contrastive_loss, ranked_triplet_loss
+from rankiqa.losses import (batch_ranking_loss, pairwise_ranking_loss, ranked_contrastive_loss, ranked_triplet_loss,
+                            target_ranking_loss, target_regression_loss)
 from rankiqa.models import create_model, get_backbone
 from rankiqa.seeding import stable_seed
 
 LOSSES = ("batch-ranking", "pairwise", "contrastive", "triplet")
+TARGET_LOSSES = ("rank", "regression")
 SCHEDULES = ("cosine", "constant")
 DEFAULT_STEPS = 1000
 # options that may differ between a run and its --resume (they do not change the result)
@@ -98,6 +101,10 @@ class TrainConfig:
     threads: int | None = None
     seed: int = 0
     resume: bool = False
+    targets: str | None = None
+    target_loss: str = "rank"
+    target_weight: float = 1.0
+    target_scale: float = 1.5
 
     def __post_init__(self) -> None:
         if (self.data is None) == (self.pristine is None):
@@ -123,6 +130,15 @@ class TrainConfig:
             raise UserError(f"--workers must be >= 0, got {self.workers}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise UserError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if self.targets is not None and self.targets not in TARGET_SETS:
+            raise UserError(f"--targets must be one of {', '.join(TARGET_SETS)}, got {self.targets!r}")
+        if self.target_loss not in TARGET_LOSSES:
+            raise UserError(f"--target-loss must be one of {', '.join(TARGET_LOSSES)}, got {self.target_loss!r}")
+        if self.targets is not None and self.loss == "pairwise":
+            raise UserError("--targets needs --loss batch-ranking, contrastive or triplet (not pairwise)")
+        if self.target_weight < 0 or self.target_scale <= 0:
+            raise UserError(f"--target-weight must be >= 0 and --target-scale > 0, got {self.target_weight}, "
+                            f"{self.target_scale}")
         if self.lr <= 0 or self.margin < 0:
             raise UserError(f"--lr must be > 0 and --margin >= 0, got lr={self.lr}, margin={self.margin}")
 
@@ -199,15 +215,23 @@ class SiameseRanker(nn.Module):
     """One shared quality model + a ranking objective; ``forward(batch)`` returns the scalar loss.
 
     Wrapping the whole objective in one module keeps a single forward per step, which is what
-    DistributedDataParallel expects even for the two-pass ``pairwise`` loss.
+    DistributedDataParallel expects even for the two-pass ``pairwise`` loss. With ``targets``
+    ((types, 6) human MOS per distortion id and level, NaN = none) and ``target_noise`` (their
+    standard deviations), ``target_weight`` times a human-target term is added: images of
+    different sets are ranked by their targets (``target_loss="rank"``) or regressed onto them.
     """
 
-    def __init__(self, model: nn.Module, loss: str, margin: float, cross_reference: bool = False):
+    def __init__(self, model: nn.Module, loss: str, margin: float, cross_reference: bool = False,
+                 targets: np.ndarray | None = None, target_noise: np.ndarray | None = None,
+                 target_loss: str = "rank", target_weight: float = 1.0, target_scale: float = 1.5):
         super().__init__()
         self.model = model
         self.loss = loss
         self.margin = margin
         self.cross_reference = cross_reference
+        self.target_loss, self.target_weight, self.target_scale = target_loss, target_weight, target_scale
+        self.targets = None if targets is None else torch.as_tensor(targets, dtype=torch.float32)
+        self.target_noise = None if target_noise is None else torch.as_tensor(target_noise, dtype=torch.float32)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         images, levels, reference_ids, distortion_ids = flatten_sets(batch)
@@ -220,10 +244,26 @@ class SiameseRanker(nn.Module):
             return pairwise_ranking_loss(score_better, score_worse, self.margin)
         scores = self.model(images)
         if self.loss == "batch-ranking":
-            return batch_ranking_loss(scores, reference_ids, distortion_ids, levels, self.margin, self.cross_reference)
-        set_scores = scores.view(batch["levels"].shape)
-        objective = ranked_contrastive_loss if self.loss == "contrastive" else ranked_triplet_loss
-        return objective(set_scores, batch["levels"], self.margin)
+            objective = batch_ranking_loss(scores, reference_ids, distortion_ids, levels, self.margin,
+                                           self.cross_reference)
+        else:
+            set_scores = scores.view(batch["levels"].shape)
+            ranked = ranked_contrastive_loss if self.loss == "contrastive" else ranked_triplet_loss
+            objective = ranked(set_scores, batch["levels"], self.margin)
+        if self.targets is None or self.target_weight == 0:
+            return objective
+        return objective + self.target_weight * self.human_term(scores, batch, distortion_ids.cpu(), levels.cpu())
+
+    def human_term(self, scores: torch.Tensor, batch: dict[str, torch.Tensor], distortion_ids: torch.Tensor,
+                   levels: torch.Tensor) -> torch.Tensor:
+        """The human-target part of the loss for one batch (see the class docstring)."""
+        targets = self.targets[distortion_ids, levels].to(scores.device)
+        if self.target_loss == "regression":
+            return target_regression_loss(scores, targets, self.target_scale)
+        sets, per_set = batch["levels"].shape
+        set_ids = torch.arange(sets, device=scores.device).repeat_interleave(per_set)
+        noise = self.target_noise[distortion_ids, levels].to(scores.device)
+        return target_ranking_loss(scores, targets, noise, set_ids, self.target_scale)
 
 
 def set_rank_statistics(set_scores: np.ndarray, set_levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -248,19 +288,40 @@ def set_rank_statistics(set_scores: np.ndarray, set_levels: np.ndarray) -> tuple
 
 @torch.no_grad()
 def evaluate_ranking(model: nn.Module, dataset: Dataset, device: torch.device, batch_sets: int = 8,
-                     max_sets: int | None = None, workers: int = 0) -> tuple[dict[str, float], list[dict[str, Any]]]:
+                     max_sets: int | None = None, workers: int = 0,
+                     targets: np.ndarray | None = None) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Score every set of ``dataset`` (or ``max_sets`` evenly spaced ones) in eval mode.
 
     Returns overall ``{"srcc", "pair_accuracy", "sets"}`` (means over sets) and one row per
-    distortion type (``distortion, sets, srcc, pair_accuracy``), sorted by name.
+    distortion type (``distortion, sets, srcc, pair_accuracy``), sorted by name. With ``targets``
+    ((types, 6) human MOS of the dataset's distortion names, NaN = none), overall also has
+    ``target_srcc``: the SRCC between score and target over every distorted image with a target,
+    across types and photos (NaN when fewer than 3 such images).
     """
     count = len(dataset)
     indices = list(range(count)) if max_sets is None or max_sets >= count else \
         np.linspace(0, count - 1, max_sets).round().astype(int).tolist()
+    scores, levels, type_ids = score_sets(model, dataset, device, indices, batch_sets, workers)
+    srcc, accuracy = set_rank_statistics(scores, levels)
+    per_type = [
+        {"distortion": dataset.distortion_names[type_id], "sets": int((type_ids == type_id).sum()),
+         "srcc": float(srcc[type_ids == type_id].mean()), "pair_accuracy": float(accuracy[type_ids == type_id].mean())}
+        for type_id in sorted(set(type_ids.tolist()), key=lambda i: dataset.distortion_names[i])
+    ]
+    overall = {"srcc": float(srcc.mean()), "pair_accuracy": float(accuracy.mean()), "sets": len(indices)}
+    if targets is not None:
+        overall["target_srcc"] = target_agreement(scores, levels, type_ids, targets)
+    return overall, per_type
+
+
+@torch.no_grad()
+def score_sets(model: nn.Module, dataset: Dataset, device: torch.device, indices: Sequence[int], batch_sets: int = 8,
+               workers: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Eval-mode scores of the sets at ``indices``: (S, L) scores, (S, L) levels and (S,) distortion ids."""
     was_training = model.training
     model.eval()
     scores, levels, type_ids = [], [], []
-    for batch in DataLoader(Subset(dataset, indices), batch_size=batch_sets, num_workers=workers,
+    for batch in DataLoader(Subset(dataset, list(indices)), batch_size=batch_sets, num_workers=workers,
                             multiprocessing_context=loader_start_method(workers)):
         images = batch["images"].to(device)
         sets, per_set = images.shape[:2]
@@ -268,15 +329,35 @@ def evaluate_ranking(model: nn.Module, dataset: Dataset, device: torch.device, b
         levels.append(batch["levels"].numpy())
         type_ids.append(torch.as_tensor(batch["distortion_id"]).numpy())
     model.train(was_training)
-    srcc, accuracy = set_rank_statistics(np.concatenate(scores), np.concatenate(levels))
-    type_ids = np.concatenate(type_ids)
-    per_type = [
-        {"distortion": dataset.distortion_names[type_id], "sets": int((type_ids == type_id).sum()),
-         "srcc": float(srcc[type_ids == type_id].mean()), "pair_accuracy": float(accuracy[type_ids == type_id].mean())}
-        for type_id in sorted(set(type_ids.tolist()), key=lambda i: dataset.distortion_names[i])
-    ]
-    overall = {"srcc": float(srcc.mean()), "pair_accuracy": float(accuracy.mean()), "sets": len(indices)}
-    return overall, per_type
+    return np.concatenate(scores), np.concatenate(levels), np.concatenate(type_ids)
+
+
+CALIBRATION_SETS = 240  # training sets scored to fit the calibrated output scale
+
+
+def calibrate(model: nn.Module, dataset: Dataset, targets: np.ndarray, device: torch.device, batch_sets: int = 8,
+              workers: int = 0, max_sets: int = CALIBRATION_SETS) -> dict[str, Any]:
+    """Fit the raw-score -> MOS map (``rankiqa.calibration.fit_scale``) on up to ``max_sets`` evenly
+    spaced sets of ``dataset`` (the training sets: never the validation photos), every image with a
+    target (pristine included)."""
+    count = len(dataset)
+    indices = np.linspace(0, count - 1, min(count, max_sets)).round().astype(int).tolist()
+    scores, levels, type_ids = score_sets(model, dataset, device, indices, batch_sets, workers)
+    image_targets = targets[type_ids[:, None], levels]
+    return {**fit_scale(scores.ravel(), image_targets.ravel()), "fit_sets": len(indices)}
+
+def target_agreement(set_scores: np.ndarray, set_levels: np.ndarray, type_ids: np.ndarray, targets: np.ndarray) -> float:
+    """SRCC between scores and human targets over the distorted images (level >= 1) that have one.
+
+    ``set_scores``, ``set_levels``: (S, L); ``type_ids``: (S,) rows of ``targets`` ((types, 6)).
+    """
+    from scipy.stats import spearmanr
+
+    image_targets = targets[type_ids[:, None], set_levels]
+    keep = np.isfinite(image_targets) & (set_levels >= 1)
+    if keep.sum() < 3:
+        return float("nan")
+    return float(spearmanr(set_scores[keep], image_targets[keep])[0])
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,7 +518,7 @@ def _config_differences(saved: dict[str, Any], current: TrainConfig) -> list[str
     return sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
 
 
-METRIC_COLUMNS = ("step", "epoch", "loss", "lr", "sets_per_s", "val_srcc", "val_pair_accuracy")
+METRIC_COLUMNS = ("step", "epoch", "loss", "lr", "sets_per_s", "val_srcc", "val_pair_accuracy", "val_target_srcc")
 
 
 def _write_csv(path: Path, columns: Sequence[str], rows: list[dict[str, Any]]) -> None:
@@ -495,7 +576,9 @@ def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Datase
     model = create_model(config.backbone, config.pretrained and not resuming,
                          **({"dropout": config.dropout} if config.dropout else {}))
     model.to(device)
-    ranker: nn.Module = SiameseRanker(model, config.loss, config.margin, config.cross_reference)
+    human = _human_targets(config, train_set, val_set, progress and info.is_main)
+    ranker: nn.Module = SiameseRanker(model, config.loss, config.margin, config.cross_reference,
+                                      *human["train"], config.target_loss, config.target_weight, config.target_scale)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = _make_scheduler(optimizer, config, total_steps)
     step, metrics, best_srcc = 0, [], None
@@ -519,12 +602,13 @@ def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Datase
     def validate() -> dict[str, float]:
         nonlocal best_srcc
         overall, per_type = evaluate_ranking(model, val_set, device, config.batch_sets * 2, config.val_sets,
-                                             config.workers)
+                                             config.workers, human["val"])
         _write_csv(run_dir / "val_per_type.csv", ("distortion", "sets", "srcc", "pair_accuracy"),
                    [{**row, "srcc": f"{row['srcc']:.4f}", "pair_accuracy": f"{row['pair_accuracy']:.4f}"}
                     for row in per_type])
-        if best_srcc is None or overall["srcc"] > best_srcc:
-            best_srcc = overall["srcc"]
+        criterion = selection_criterion(overall)
+        if best_srcc is None or criterion > best_srcc:
+            best_srcc = criterion
             save(best_path)
         return overall
 
@@ -565,7 +649,12 @@ def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Datase
                 if validate_now:
                     last_val = validate()
                     row.update(val_srcc=round(last_val["srcc"], 4), val_pair_accuracy=round(last_val["pair_accuracy"], 4))
-                    bar.write(f"step {step}: val SRCC {last_val['srcc']:.4f}, pair accuracy {last_val['pair_accuracy']:.4f}")
+                    human_text = ""
+                    if "target_srcc" in last_val:
+                        row["val_target_srcc"] = round(last_val["target_srcc"], 4)
+                        human_text = f", SRCC with human targets {last_val['target_srcc']:.4f}"
+                    bar.write(f"step {step}: val SRCC {last_val['srcc']:.4f}, pair accuracy "
+                              f"{last_val['pair_accuracy']:.4f}{human_text}")
                 metrics.append(row)
                 window_loss, window_steps, window_time = 0.0, 0, 0.0
                 if info.is_main:
@@ -589,11 +678,47 @@ def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Datase
     if not interrupted:
         if info.is_main and (val_set is None or not best_path.exists()):
             save(best_path)
+        if info.is_main and human["train"][0] is not None:
+            _calibrate_checkpoint(best_path, train_set, human["train"][0], device, config)
     if info.world_size > 1:
         dist.barrier()
         dist.destroy_process_group()
     sets_per_second = trained_steps * config.batch_sets * info.world_size / train_time if train_time else 0.0
     return TrainResult(run_dir, step, total_steps, best_srcc, last_val, sets_per_second, interrupted, info.rank)
+
+
+def selection_criterion(overall: dict[str, float]) -> float:
+    """What best.pt maximises: the within-set SRCC, or with human targets the mean of it and the
+    cross-type SRCC with the targets (both matter to a user scoring a folder)."""
+    target_srcc = overall.get("target_srcc", float("nan"))
+    return overall["srcc"] if not math.isfinite(target_srcc) else (overall["srcc"] + target_srcc) / 2
+
+
+def _human_targets(config: TrainConfig, train_set: Dataset, val_set: Dataset | None,
+                   report: bool) -> dict[str, Any]:
+    """Target matrices for the train set (mos, noise) and the val set (mos), or Nones without --targets."""
+    if config.targets is None:
+        return {"train": (None, None), "val": None}
+    table = load_targets(TARGET_SETS[config.targets])
+    names = train_set.distortion_names
+    untargeted = coverage(names, table)
+    if report and untargeted:
+        print(f"--targets {config.targets}: no human target for {', '.join(untargeted)} (only their "
+              "pristine image is ranked against other sets)", file=sys.stderr)
+    val = target_matrix(val_set.distortion_names, table)[0] if val_set is not None else None
+    return {"train": target_matrix(names, table), "val": val}
+
+
+def _calibrate_checkpoint(path: Path, dataset: Dataset, targets: np.ndarray, device: torch.device,
+                          config: TrainConfig) -> None:
+    """Add the fitted raw -> MOS scale to the checkpoint at ``path`` (weights unchanged)."""
+    from rankiqa.models import model_from_checkpoint
+
+    payload = load_checkpoint(path, map_location=device)
+    model = model_from_checkpoint(payload).to(device)
+    payload["calibration"] = {**calibrate(model, dataset, targets, device, config.batch_sets * 2, config.workers),
+                              "targets": config.targets}
+    save_checkpoint(path, payload)
 
 
 def _progress_bar(enabled: bool, initial: int, total: int):

@@ -40,6 +40,14 @@ import click
 @click.option("--workers", type=int, default=0, show_default=True, help="DataLoader worker processes.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--threads", type=int, default=None, help="torch threads [default: cores / local processes].")
+@click.option("--targets", type=click.Choice(["kadid"]), default=None,
+              help="Also rank images of different sets by human MOS targets (KADID-10k; see docs/calibration.md) "
+                   "and fit a calibrated 1-5 output scale.")
+@click.option("--target-loss", type=click.Choice(["rank", "regression"]), default="rank", show_default=True,
+              help="--targets: hinge with a margin growing with the MOS difference, or regression onto the MOS.")
+@click.option("--target-weight", type=float, default=1.0, show_default=True, help="--targets: weight of that term.")
+@click.option("--target-scale", type=float, default=1.5, show_default=True,
+              help="--targets: score units per MOS point (margin per MOS point of difference).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from last.pt.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
