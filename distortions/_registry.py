@@ -16,6 +16,7 @@ import numpy as np
 
 NUM_LEVELS = 5
 MIN_SIDE = 32
+COMPOSED_FAMILY = "composed"
 
 DistortionFn = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 
@@ -70,9 +71,13 @@ def register(
     return decorator
 
 
-def names() -> list[str]:
-    """Every registered distortion name, in registration order."""
-    return list(_REGISTRY)
+def names(*, composed: bool = True) -> list[str]:
+    """Every registered distortion name, in registration order.
+
+    ``composed=False`` leaves out the composed presets (family "composed", chains of other types):
+    the default type list of ``rankiqa generate`` / ``train`` ("all") is the single types only.
+    """
+    return [name for name, spec in _REGISTRY.items() if composed or spec.family != COMPOSED_FAMILY]
 
 
 def families() -> list[str]:

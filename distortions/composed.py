@@ -16,12 +16,20 @@ from typing import Sequence
 
 import numpy as np
 
-from distortions._registry import NUM_LEVELS, apply, as_rgb_uint8, check_level, get, level_seed, register
+from distortions._registry import (
+    COMPOSED_FAMILY,
+    NUM_LEVELS,
+    apply,
+    as_rgb_uint8,
+    check_level,
+    get,
+    level_seed,
+    register,
+)
 from distortions import blur as _blur  # noqa: F401  (the members must be registered first)
 from distortions import compression as _compression  # noqa: F401
 from distortions import noise as _noise  # noqa: F401
 
-COMPOSED_FAMILY = "composed"
 MIN_MEMBERS, MAX_MEMBERS = 2, 3
 BLUR_JPEG = ("gaussian_blur", "jpeg")
 BLUR_NOISE = ("gaussian_blur", "white_noise")
@@ -108,7 +116,7 @@ register_chain(
 register_chain(
     "blur_noise",
     BLUR_NOISE,
-    parameter="(Gaussian sigma px, noise variance in [0,1])",
-    description="Gaussian blur then white noise, both at level k (LIVE MD part 2 design; gaussian_blur, white_noise).",
+    parameter="(Gaussian sigma px, noise variance)",
+    description="Gaussian blur then white noise (variance in [0,1]), both at level k (LIVE MD part 2 design).",
     source=f"{LIVE_MD_SOURCE}, part 2",
 )

@@ -22,6 +22,7 @@ CHAINS = [
 
 def test_presets_are_registered_as_composed_types_with_the_member_levels():
     assert distortions.names()[-2:] == ["blur_jpeg", "blur_noise"]
+    assert distortions.names(composed=False) == distortions.names()[:-2]  # "all" defaults leave them out
     jpeg, noise = distortions.get("blur_jpeg"), distortions.get("blur_noise")
     assert jpeg.family == noise.family == "composed"
     assert jpeg.levels == tuple(zip(GAUSSIAN_SIGMAS, JPEG_QUALITIES)) == ((0.5, 43), (1.0, 36), (2.0, 24), (3.5, 7), (5.0, 4))
