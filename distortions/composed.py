@@ -6,9 +6,9 @@ seeded from ``SeedSequence(seed).spawn(len(chain))[position]`` identically at ev
 random numbers, as in ``apply_levels``).
 
 Two presets follow the design of the LIVE Multiply Distorted database (Jayaraman et al. 2012):
-part 1, Gaussian blur then JPEG; part 2, Gaussian blur then white noise. LIVE MD crosses 3 blur
-levels with 3 JPEG or noise levels on 1280x720 photos; here the two members step together along
-the diagonal, at the members' own (KADID-10k) 5 levels.
+part 1, Gaussian blur then JPEG; part 2, Gaussian blur then white noise. LIVE MD crosses its blur
+levels with its JPEG or noise levels (a grid, with its own parameters); here the two members step
+together along the diagonal, at the members' own (KADID-10k) 5 levels.
 """
 from __future__ import annotations
 
