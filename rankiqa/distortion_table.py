@@ -51,9 +51,12 @@ def distortion_table(fmt: str = "table") -> str:
 
 
 def select_distortions(spec: str) -> list[str]:
-    """Names from 'all', 'NAME,NAME' or 'family:NAME' (families may be mixed with names)."""
+    """Names from 'all', 'NAME,NAME' or 'family:NAME' (families may be mixed with names).
+
+    'all' is every single type; the composed presets (``family:composed``) are chosen by name or family.
+    """
     if spec.strip() == "all":
-        return distortions.names()
+        return distortions.names(composed=False)
     selected: list[str] = []
     for item in (part.strip() for part in spec.split(",")):
         if not item:

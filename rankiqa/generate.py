@@ -323,7 +323,7 @@ def _check_settings(out_dir: Path, settings: Settings) -> None:
 def _resolve_distortions(distortion_names: Iterable[str] | None) -> tuple[str, ...]:
     import distortions
 
-    names = distortions.names() if distortion_names is None else list(dict.fromkeys(distortion_names))
+    names = distortions.names(composed=False) if distortion_names is None else list(dict.fromkeys(distortion_names))
     for name in names:
         distortions.get(name)
     if not names:
@@ -401,7 +401,8 @@ def generate(
 ) -> GenerateSummary:
     """Generate the ranked dataset of every photo in ``src_dir`` into ``out_dir`` (see module doc).
 
-    ``distortion_names``: registry names (None = all registered). ``workers``: processes (spawned).
+    ``distortion_names``: registry names (None = every single type, no composed preset).
+    ``workers``: processes (spawned).
     ``shard``: (K, N) to process only part K of N; a sharded run writes ``manifest-shard-K-of-N.csv``
     and ``skipped-shard-K-of-N.csv``, joined by ``merge_shards``. ``max_side``: downscale photos so
     their long side is at most this many pixels. ``image_format``: png (default, lossless), bmp or

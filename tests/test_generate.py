@@ -302,3 +302,19 @@ def test_cli_jpg_warns_and_shards_merge(src, tmp_path, capsys):
     manifest = pd.read_csv(out / "manifest.csv", keep_default_na=False)
     assert len(manifest) == 4 * 6 and manifest.path.str.endswith(".jpg").all()
     assert set(manifest.width.where(manifest.width > manifest.height, manifest.height)) == {80}
+
+
+def test_cli_generates_a_composed_preset_by_name(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    make_photos(src, 2)
+    run(src, tmp_path / "default", distortion_names=None)  # the default ("all") is the single types only
+    default = pd.read_csv(tmp_path / "default" / "manifest.csv", keep_default_na=False)
+    assert set(default.distortion) == {"", *distortions.names(composed=False)}
+    main(["generate", str(src), str(out), "--distortions", "blur_jpeg", "--seed", "3", "--quiet"])
+    manifest = pd.read_csv(out / "manifest.csv", keep_default_na=False, dtype={"seed": str})
+    assert len(manifest) == 2 * 6 and set(manifest.distortion) == {"", "blur_jpeg"}
+    for row in manifest[manifest.level > 0].itertuples():
+        source = np.asarray(Image.open(src / row.reference).convert("RGB"))
+        blurred = distortions.apply(source, "gaussian_blur", row.level)
+        expected = distortions.apply(blurred, "jpeg", row.level)  # blur then JPEG, both at the row's level
+        assert np.array_equal(np.asarray(Image.open(out / row.path)), expected), row.path

@@ -28,7 +28,8 @@ import click
 @click.option("--cross-reference", is_flag=True, help="batch-ranking: also rank across references of one type.")
 @click.option("--dropout", type=float, default=0.0, show_default=True, help="Dropout before the score head.")
 @click.option("--distortions", "distortion_spec", default="all", show_default=True,
-              help="'all', comma-separated names, or 'family:NAME' (see `rankiqa distortions list`).")
+              help="'all' (single types; composed presets by name or family:composed), comma-separated "
+                   "names, or 'family:NAME' (see `rankiqa distortions list`).")
 @click.option("--max-side", type=int, default=None, metavar="PX", help="--pristine: downscale photos to PX first.")
 @click.option("--distort-crops", is_flag=True, help="--pristine: distort only the patch (much faster).")
 @click.option("--val-fraction", type=float, default=0.1, show_default=True,

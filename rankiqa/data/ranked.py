@@ -47,7 +47,8 @@ class RankedSets(Dataset):
     is faster on large photos: it distorts only the patch plus a 16 px margin, so its sets differ
     from generated ones (global, image-wide distortions see only the crop).
 
-    ``distortions``: names to use (None = all in the manifest, or all registered on the fly).
+    ``distortions``: names to use (None = all in the manifest, or every single type on the fly;
+    composed presets only by name).
     ``references``: optional subset of ``references`` (e.g. from ``split_references``).
     ``max_pixels``: on the fly, larger photos are refused as decompression bombs.
     On the fly, files that are not images, too small or too large (judged from their header) are
@@ -97,6 +98,7 @@ class RankedSets(Dataset):
             self.skipped = [(ref, reason) for ref, reason in reasons.items() if reason]
             all_references = [ref for ref, reason in reasons.items() if not reason]
             available = registry.names()
+            distortions = registry.names(composed=False) if distortions is None else distortions
             self._paths = {}
         self.distortion_names = _select(available, distortions, "distortion", self.source)
         self.references = all_references if references is None else _select(
