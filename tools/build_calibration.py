@@ -79,6 +79,10 @@ NO_TARGET: dict[str, str] = {
     "live_white_noise": "RankIQA's LIVE generator; LIVE's own images use per-image parameters, not these levels",
     "live_jpeg": "RankIQA's LIVE generator; LIVE's own images use per-image parameters, not these levels",
     "live_jpeg2000": "RankIQA's LIVE generator; LIVE's own images use per-image parameters, not these levels",
+    "blur_jpeg": "composed chain: KADID-10k rates single distortions only (LIVE MD rates chains, on a DMOS scale "
+                 "with other parameters)",
+    "blur_noise": "composed chain: KADID-10k rates single distortions only (LIVE MD rates chains, on a DMOS scale "
+                  "with other parameters)",
 }
 DEFAULT_NO_TARGET = "no human-rated database image was made with these parameters"
 
