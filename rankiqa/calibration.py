@@ -156,3 +156,24 @@ def to_mos(raw: np.ndarray | float, calibration: dict[str, Any]) -> np.ndarray |
         raise UserError(f"unknown calibration {calibration!r}: expected kind 'logistic4' with 4 params")
     mos = np.clip(logistic4(np.asarray(raw, dtype=np.float64), *calibration["params"]), *MOS_RANGE)
     return float(mos) if np.ndim(raw) == 0 else mos
+
+
+def mapping_markdown(path: str | Path | None = None) -> str:
+    """The calibration table as markdown, one row per type: its source cells, the MOS of levels 1-5
+    ('-' = no target) and, for levels without a target, why (for ``docs/calibration.md``)."""
+    path = Path(path) if path is not None else TARGETS_FILE
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    lines = ["| type | KADID-10k type: levels used | MOS L1-L5 | no target because |", "|---|---|---|---|"]
+    for name in dict.fromkeys(row["distortion"] for row in rows):
+        own = [row for row in rows if row["distortion"] == name]
+        if name == PRISTINE:
+            lines.append(f"| pristine (level 0) | {own[0]['source_level']} | {float(own[0]['mos']):.2f} | |")
+            continue
+        used = [f"L{row['level']}=K{row['source_level']}" for row in own if row["mos"]]
+        source_type = next((row["source_type"] for row in own if row["mos"]), "")
+        source = f"{source_type}: {', '.join(used)}" if used else "-"
+        mos = " ".join(f"{float(row['mos']):.2f}" if row["mos"] else "-" for row in own)
+        notes = "; ".join(dict.fromkeys(row["note"] for row in own if row["note"]))
+        lines.append(f"| {name} | {source} | {mos} | {notes} |")
+    return "\n".join(lines)

@@ -234,3 +234,13 @@ def test_targets_need_a_set_based_loss(tmp_path):
 
     with pytest.raises(UserError, match="not pairwise"):
         TrainConfig(out=str(tmp_path), pristine=str(tmp_path), loss="pairwise", targets="kadid")
+
+
+def test_docs_mapping_table_is_in_sync():
+    import re
+
+    from rankiqa.calibration import mapping_markdown
+
+    text = (REPO / "docs" / "calibration.md").read_text(encoding="utf-8")
+    match = re.search(r"<!-- calibration-table:start -->\n(.*?)\n<!-- calibration-table:end -->", text, re.S)
+    assert match and match[1] == mapping_markdown(), "regenerate docs/calibration.md's table with mapping_markdown()"
