@@ -75,5 +75,6 @@ def train(distortion_spec: str, quiet: bool, **options) -> None:
     if result.rank:
         return
     best = "n/a" if result.best_srcc is None else f"{result.best_srcc:.4f}"
-    click.echo(f"done: {result.step} steps, {result.sets_per_second:.2f} sets/s, best val SRCC {best}, "
+    what = "best val (SRCC + SRCC with targets)/2" if options.get("targets") else "best val SRCC"
+    click.echo(f"done: {result.step} steps, {result.sets_per_second:.2f} sets/s, {what} {best}, "
                f"run in {result.run_dir}")
