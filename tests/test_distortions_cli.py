@@ -21,10 +21,10 @@ README_TABLE = re.compile(r"<!-- distortions-table:start -->\n(.*?)\n<!-- distor
 
 
 def test_readme_table_is_the_generated_one():
-    match = README_TABLE.search((REPO / "README.md").read_text(encoding="utf-8"))
-    assert match, "README.md lacks the <!-- distortions-table:start/end --> markers"
+    match = README_TABLE.search((REPO / "docs" / "distortions.md").read_text(encoding="utf-8"))
+    assert match, "docs/distortions.md lacks the <!-- distortions-table:start/end --> markers"
     assert match.group(1).strip() == distortion_table("markdown"), (
-        "README distortion table is stale: regenerate it with `rankiqa distortions list --format markdown`"
+        "docs/distortions.md table is stale: regenerate it with `rankiqa distortions list --format markdown`"
     )
 
 
