@@ -41,7 +41,7 @@ done
 "$RANKIQA" train \
   --pristine "$POOL" \
   --val-pristine "$SHARED/val" \
-  --targets kadid --target-loss "${TARGET_LOSS:-rank}" \
+  --targets kadid --target-loss "${TARGET_LOSS:-rank}" --target-margins \
   --backbone efficientnet_lite0 --pretrained \
   --loss batch-ranking --distortions all \
   --steps "$STEPS" --batch-sets "$BATCH_SETS" --patch "$PATCH" \

@@ -57,13 +57,14 @@ def batch_ranking_loss(
     reference_ids: torch.Tensor,
     distortion_ids: torch.Tensor,
     levels: torch.Tensor,
-    margin: float = 1.0,
+    margin: float | torch.Tensor = 1.0,
     cross_reference: bool = False,
 ) -> torch.Tensor:
     """All-pairs hinge over one forward pass: mean over valid pairs of ``max(0, margin - (s_i - s_j))``.
 
     ``scores``, ``reference_ids``, ``distortion_ids``, ``levels``: (N,) tensors, one entry per image.
-    Valid pairs (i, j) come from ``ranking_pair_mask``. Normalised by the number of valid pairs
+    Valid pairs (i, j) come from ``ranking_pair_mask``. ``margin`` is a float or an (N, N) tensor of
+    per-pair margins (see ``target_margins``). Normalised by the number of valid pairs
     (the original Caffe layer divided by the number of images instead); a batch without any valid
     pair gives 0 (still connected to the graph).
     """
@@ -214,6 +215,20 @@ def target_pair_mask(targets: torch.Tensor, noise: torch.Tensor, set_ids: torch.
     threshold = z * torch.sqrt(sd[:, None] ** 2 + sd[None, :] ** 2)
     different_set = set_ids[:, None] != set_ids[None, :]
     return known[:, None] & known[None, :] & different_set & (t[:, None] - t[None, :] > threshold)
+
+
+def target_margins(targets: torch.Tensor, margin: float, scale: float, floor: float) -> torch.Tensor:
+    """(N, N) per-pair margins for within-set ranking with human targets: ``scale * (t_i - t_j)``
+    where both images have a target, at least ``floor`` (a level step people barely see still has to
+    be ordered, with a small margin); ``margin`` where either has none.
+
+    With a uniform margin, every level step of every type is pushed equally far apart, which fights
+    the human scale (darken levels 1-3 differ by 0.4 MOS, blur levels 1-3 by 2.5).
+    """
+    known = torch.isfinite(targets)
+    t = torch.where(known, targets, torch.zeros_like(targets))
+    scaled = (scale * (t[:, None] - t[None, :])).clamp(min=floor)
+    return torch.where(known[:, None] & known[None, :], scaled, torch.full_like(scaled, margin))
 
 
 def target_ranking_loss(scores: torch.Tensor, targets: torch.Tensor, noise: torch.Tensor, set_ids: torch.Tensor,

@@ -43,12 +43,13 @@ from rankiqa.checkpoint import load_checkpoint, save_checkpoint
 from rankiqa.devices import loader_start_method, resolve_device
 from rankiqa.errors import UserError
 from rankiqa.losses import (batch_ranking_loss, pairwise_ranking_loss, ranked_contrastive_loss, ranked_triplet_loss,
-                            target_ranking_loss, target_regression_loss)
+                            target_margins, target_ranking_loss, target_regression_loss)
 from rankiqa.models import create_model, get_backbone
 from rankiqa.seeding import stable_seed
 
 LOSSES = ("batch-ranking", "pairwise", "contrastive", "triplet")
 TARGET_LOSSES = ("rank", "regression")
+TARGET_MARGIN_FLOOR = 0.2  # with --target-margins: smallest within-set margin, as a share of --margin
 SCHEDULES = ("cosine", "constant")
 DEFAULT_STEPS = 1000
 # options that may differ between a run and its --resume (they do not change the result)
@@ -105,6 +106,7 @@ class TrainConfig:
     target_loss: str = "rank"
     target_weight: float = 1.0
     target_scale: float = 1.5
+    target_margins: bool = False
 
     def __post_init__(self) -> None:
         if (self.data is None) == (self.pristine is None):
@@ -134,6 +136,8 @@ class TrainConfig:
             raise UserError(f"--targets must be one of {', '.join(TARGET_SETS)}, got {self.targets!r}")
         if self.target_loss not in TARGET_LOSSES:
             raise UserError(f"--target-loss must be one of {', '.join(TARGET_LOSSES)}, got {self.target_loss!r}")
+        if self.target_margins and (self.targets is None or self.loss != "batch-ranking"):
+            raise UserError("--target-margins needs --targets and --loss batch-ranking")
         if self.targets is not None and self.loss == "pairwise":
             raise UserError("--targets needs --loss batch-ranking, contrastive or triplet (not pairwise)")
         if self.target_weight < 0 or self.target_scale <= 0:
@@ -219,17 +223,21 @@ class SiameseRanker(nn.Module):
     ((types, 6) human MOS per distortion id and level, NaN = none) and ``target_noise`` (their
     standard deviations), ``target_weight`` times a human-target term is added: images of
     different sets are ranked by their targets (``target_loss="rank"``) or regressed onto them.
+    ``target_margins``: within-set pairs with targets get margins that follow the targets
+    (``rankiqa.losses.target_margins``) instead of the uniform ``margin``.
     """
 
     def __init__(self, model: nn.Module, loss: str, margin: float, cross_reference: bool = False,
                  targets: np.ndarray | None = None, target_noise: np.ndarray | None = None,
-                 target_loss: str = "rank", target_weight: float = 1.0, target_scale: float = 1.5):
+                 target_loss: str = "rank", target_weight: float = 1.0, target_scale: float = 1.5,
+                 target_margins: bool = False):
         super().__init__()
         self.model = model
         self.loss = loss
         self.margin = margin
         self.cross_reference = cross_reference
         self.target_loss, self.target_weight, self.target_scale = target_loss, target_weight, target_scale
+        self.target_margins = target_margins
         self.targets = None if targets is None else torch.as_tensor(targets, dtype=torch.float32)
         self.target_noise = None if target_noise is None else torch.as_tensor(target_noise, dtype=torch.float32)
 
@@ -244,7 +252,12 @@ class SiameseRanker(nn.Module):
             return pairwise_ranking_loss(score_better, score_worse, self.margin)
         scores = self.model(images)
         if self.loss == "batch-ranking":
-            objective = batch_ranking_loss(scores, reference_ids, distortion_ids, levels, self.margin,
+            margin = self.margin
+            if self.targets is not None and self.target_margins:
+                image_targets = self.targets[distortion_ids.cpu(), levels.cpu()].to(scores.device)
+                margin = target_margins(image_targets, self.margin, self.target_scale,
+                                        TARGET_MARGIN_FLOOR * self.margin)
+            objective = batch_ranking_loss(scores, reference_ids, distortion_ids, levels, margin,
                                            self.cross_reference)
         else:
             set_scores = scores.view(batch["levels"].shape)
@@ -578,7 +591,8 @@ def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Datase
     model.to(device)
     human = _human_targets(config, train_set, val_set, progress and info.is_main)
     ranker: nn.Module = SiameseRanker(model, config.loss, config.margin, config.cross_reference,
-                                      *human["train"], config.target_loss, config.target_weight, config.target_scale)
+                                      *human["train"], config.target_loss, config.target_weight, config.target_scale,
+                                      config.target_margins)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = _make_scheduler(optimizer, config, total_steps)
     step, metrics, best_srcc = 0, [], None

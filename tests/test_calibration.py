@@ -218,7 +218,8 @@ def test_train_with_targets_fits_and_stores_a_calibrated_scale(tmp_path):
 
     config = TrainConfig(out=str(tmp_path / "run"), pristine=str(REPO / "rankiqa" / "assets" / "images"),
                          backbone="tiny", steps=4, batch_sets=3, patch=32, val_fraction=0.34, val_every=4,
-                         distortions=("jpeg", "white_noise", "denoise"), targets="kadid", max_side=128, seed=0)
+                         distortions=("jpeg", "white_noise", "denoise"), targets="kadid", target_margins=True,
+                         max_side=128, seed=0)
     result = train(config, progress=False)
     assert "target_srcc" in result.last_val and -1 <= result.last_val["target_srcc"] <= 1
     calibration = model_from_checkpoint(tmp_path / "run" / "best.pt").calibration
@@ -244,3 +245,29 @@ def test_docs_mapping_table_is_in_sync():
     text = (REPO / "docs" / "calibration.md").read_text(encoding="utf-8")
     match = re.search(r"<!-- calibration-table:start -->\n(.*?)\n<!-- calibration-table:end -->", text, re.S)
     assert match and match[1] == mapping_markdown(), "regenerate docs/calibration.md's table with mapping_markdown()"
+
+
+def test_target_margins_follow_the_targets_with_a_floor_by_hand():
+    from rankiqa.losses import batch_ranking_loss, target_margins
+
+    targets = torch.tensor([4.6, 4.5, 2.6, float("nan")])
+    margins = target_margins(targets, margin=1.0, scale=1.5, floor=0.2)
+    assert margins[0, 1].item() == pytest.approx(0.2)          # 1.5 * 0.1 = 0.15 -> floor 0.2
+    assert margins[0, 2].item() == pytest.approx(3.0)          # 1.5 * 2.0
+    assert margins[1, 2].item() == pytest.approx(2.85)         # 1.5 * 1.9
+    assert margins[0, 3].item() == 1.0 and margins[3, 0].item() == 1.0  # no target: the uniform margin
+    scores = torch.tensor([3.0, 2.9, 0.0, -5.0])
+    ids = torch.zeros(4, dtype=torch.long)
+    levels = torch.tensor([0, 1, 2, 3])
+    # pairs (0,1): 0.2-0.1=0.1; (0,2): 3-3=0; (1,2): 2.85-2.9<0 -> 0; (0,3),(1,3),(2,3): 1-8, 1-7.9, 1-5 <0
+    loss = batch_ranking_loss(scores, ids, ids, levels, margins)
+    assert loss.item() == pytest.approx(0.1 / 6, abs=1e-6)
+
+
+def test_target_margins_need_targets_and_batch_ranking(tmp_path):
+    from rankiqa.train import TrainConfig
+
+    with pytest.raises(UserError, match="--target-margins needs"):
+        TrainConfig(out=str(tmp_path), pristine=str(tmp_path), target_margins=True)
+    with pytest.raises(UserError, match="--target-margins needs"):
+        TrainConfig(out=str(tmp_path), pristine=str(tmp_path), loss="triplet", targets="kadid", target_margins=True)

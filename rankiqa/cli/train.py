@@ -49,6 +49,9 @@ import click
 @click.option("--target-weight", type=float, default=1.0, show_default=True, help="--targets: weight of that term.")
 @click.option("--target-scale", type=float, default=1.5, show_default=True,
               help="--targets: score units per MOS point (margin per MOS point of difference).")
+@click.option("--target-margins", is_flag=True,
+              help="--targets with batch-ranking: within-set margins follow the MOS difference (scale x difference, "
+                   "at least 0.2 x --margin) instead of a uniform --margin.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from last.pt.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
