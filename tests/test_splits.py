@@ -60,7 +60,8 @@ def test_content_groups_use_the_reference_or_else_the_image_path():
 
 
 @pytest.mark.parametrize(("n_references", "train", "expected"), [(29, 0.8, (23, 6)), (25, 0.8, (20, 5)), (10, 0.8, (8, 2)),
-                                                                  (30, 0.5, (15, 15)), (2, 0.99, (1, 1)), (2, 0.01, (1, 1))])
+                                                                  (30, 0.5, (15, 15)), (2, 0.99, (1, 1)), (2, 0.01, (1, 1)),
+                                                                  (3, 0.1, (1, 2)), (3, 0.99, (2, 1))])
 def test_split_counts_follow_the_documented_floor(n_references, train, expected):
     df = synthetic_database(n_references)
     for split in make_splits(df, n=3, train=train, seed=1):
@@ -83,6 +84,29 @@ def test_each_split_uses_its_own_documented_seed_and_is_content_disjoint():
         assert list(split.train) == sorted(split.train) and list(split.test) == sorted(split.test)
         held_out.append(frozenset(expected))
     assert len(set(held_out)) == 10  # ten different test sets, not one seed reused
+
+
+def test_defaults_are_ten_splits_80_20_seed_0_and_one_split_works():
+    df = synthetic_database(10)
+    splits = make_splits(df)
+    assert len(splits) == 10
+    for index, split in enumerate(splits):
+        assert set(df["reference"][split.test]) == expected_test_references(list(df["reference"]), 0.2, blake_seed(0, "split", index))
+    single = make_splits(df, n=1)
+    assert len(single) == 1 and np.array_equal(single[0].test, splits[0].test)
+
+
+def test_the_held_out_part_is_never_empty_nor_everything():
+    df = synthetic_database(3)
+    # a fraction so small that floor((1 - f) * 3) rounds to 3: still one reference held out
+    split = holdout(df, 1e-12, seed=0)
+    assert (len(set(df["reference"][split.train])), len(set(df["reference"][split.test]))) == (2, 1)
+
+
+def test_a_split_is_immutable():
+    split = make_splits(synthetic_database(5), n=1)[0]
+    with pytest.raises(AttributeError):
+        split.test = np.arange(3)  # type: ignore[misc]
 
 
 def test_splits_are_reproducible_and_prefix_stable():
