@@ -419,7 +419,7 @@ def test_color_component_noise_has_the_expected_variance_per_channel(level):
 
 
 @pytest.mark.parametrize("level", FIVE)
-def test_speckle_noise_is_uniform_with_the_expected_variance(level):
+def test_multiplicative_noise_is_uniform_speckle_with_the_expected_variance(level):
     variance = EXPECTED_LEVELS["multiplicative_noise"][level - 1]
     out = distortions.apply(gray(128, NOISE_SIDE), "multiplicative_noise", level, seed=level).astype(np.float64)
     # J = I + n I, n uniform with variance v: half-width sqrt(3 v), scaled by I = 128 grey levels
@@ -515,3 +515,22 @@ def test_pixelate_blocks_have_the_expected_side(level):
     cells = out.reshape(96 // block, block, 96 // block, block, 3)
     assert np.all(cells == cells[:, :1, :, :1])
     assert np.any(out[:, block - 1] != out[:, block]) and np.any(out[block - 1] != out[block])
+
+
+@pytest.mark.parametrize("level", [3, 4, 5])
+def test_jitter_displaces_pixels_by_the_expected_spread(level):
+    """Levels 1-2 move pixels by under 1 grey level on these ramps (sd 0.25 and 0.45), where the
+    error of OpenCV's fixed-point bicubic weights at fractional positions (measured: the variance of
+    out - in is 3x the model's at level 1) dominates, so they are not checked this way."""
+    amount = EXPECTED_LEVELS["jitter"][level - 1]
+    side, slope = 128, 2  # ramps of slope 2 grey levels per px: out - in = round(2 * displacement)
+    ramp = np.tile(np.arange(side) * slope, (side, 1))
+    image = np.dstack([ramp, ramp.T, np.full((side, side), 128)]).astype(np.uint8)
+    out = distortions.apply(image, "jitter", level, seed=level).astype(np.float64)
+    inner = (slice(8, -8), slice(8, -8))  # away from the replicated border
+    # KADID: 5 steps of N(0, a^2) per axis, i.e. N(0, 5 a^2); OpenCV's remap quantises the sampling
+    # position to 1/32 px (uniform error, variance 1/(12 * 32^2))
+    sigma = slope * np.sqrt(5 * amount**2 + 1 / (12 * 32**2))
+    for channel in (0, 1):  # x displacement on the horizontal ramp, y on the vertical one
+        difference = (out[inner + (channel,)] - image[inner + (channel,)]) + 128
+        assert_sample_variance(difference, rounded_normal_moments(128, sigma))

@@ -179,3 +179,62 @@ def test_all_metrics_on_few_items_leaves_logistic_nan():
     table = metrics.all_metrics([1, 3, 2, 4], [1, 2, 3, 4])
     assert table["SRCC"] == pytest.approx(0.8)
     assert np.isnan(table["PLCC_logistic"]) and np.isnan(table["RMSE_logistic"])
+
+
+def test_fit_starts_from_the_documented_initial_values_and_evaluation_budget(monkeypatch, rng):
+    x = rng.uniform(20, 80, 60)
+    mos = vqeg_logistic(x, 4.0, 0.15, 50.0, 0.01, 3.0) + rng.normal(0, 0.05, x.size)
+    calls = []
+    real = optimize.curve_fit
+
+    def recording(function, xdata, ydata, p0=None, **kwargs):
+        calls.append((np.array(p0, dtype=float), kwargs))
+        return real(function, xdata, ydata, p0=p0, **kwargs)
+
+    monkeypatch.setattr(metrics.optimize, "curve_fit", recording)
+    # fit_logistic's docstring: b1 = +-(max - min of mos), b2 = 1/std(pred), b3 = mean(pred), b4 = 0, b5 = mean(mos)
+    for sign in (1, -1):
+        metrics.fit_logistic(sign * x, mos)
+        p0, kwargs = calls.pop()
+        expected = [sign * (mos.max() - mos.min()), 1 / np.std(x), sign * np.mean(x), 0.0, np.mean(mos)]
+        np.testing.assert_allclose(p0, expected, rtol=1e-12, atol=1e-12)
+        assert kwargs["maxfev"] == 2000
+    # 4 parameters: b1, b2 = max, min of mos (swapped for a negative correlation), b3 = mean, b4 = std of pred
+    metrics.fit_logistic(x, mos, n_params=4)
+    np.testing.assert_allclose(calls.pop()[0], [mos.max(), mos.min(), np.mean(x), np.std(x)], rtol=1e-12)
+    metrics.fit_logistic(-x, mos, n_params=4)
+    np.testing.assert_allclose(calls.pop()[0], [mos.min(), mos.max(), -np.mean(x), np.std(x)], rtol=1e-12)
+
+
+def test_a_logistic_fit_worse_than_the_line_falls_back(monkeypatch, rng):
+    pred = rng.uniform(0, 10, 50)
+    mos = 0.5 * pred + 1 + rng.normal(0, 1.0, pred.size)
+    slope, intercept = np.polyfit(pred, mos, 1)
+    linear_sse = np.sum((slope * pred + intercept - mos) ** 2)
+    # a "logistic" that is the line shifted by delta: SSE = linear SSE + n delta^2 = 1.5 x linear SSE
+    delta = np.sqrt(0.5 * linear_sse / pred.size)
+    monkeypatch.setattr(metrics.optimize, "curve_fit",
+                        lambda *args, **kwargs: (np.array([0.0, 1.0, 0.0, slope, intercept + delta]), None))
+    with pytest.warns(RuntimeWarning, match="worse than a straight line"):
+        fit = metrics.fit_logistic(pred, mos)
+    assert not fit.converged and fit.params == pytest.approx((slope, intercept), rel=1e-12)
+    # exactly as good as the line: the logistic is kept
+    monkeypatch.setattr(metrics.optimize, "curve_fit",
+                        lambda *args, **kwargs: (np.array([0.0, 1.0, 0.0, slope, intercept]), None))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert metrics.fit_logistic(pred, mos).converged
+
+
+def test_a_collapsed_mapping_gives_nan(monkeypatch):
+    constant = metrics.LogisticFit(5, (0.0, 2.0), converged=False)  # linear map with slope 0
+    monkeypatch.setattr(metrics, "fit_logistic", lambda *args, **kwargs: constant)
+    assert np.isnan(metrics.plcc_logistic([1, 2, 3, 4, 5, 6], [1, 3, 2, 5, 4, 6]))
+
+
+def test_all_metrics_needs_n_params_plus_one_items_for_the_logistic():
+    five = metrics.all_metrics([1, 3, 2, 5, 4], [1, 2, 3, 4, 5])  # 5 items, 5 parameters: no fit
+    assert five["KRCC"] == pytest.approx(0.6, abs=1e-15)  # 8 concordant, 2 discordant of 10
+    assert np.isnan(five["PLCC_logistic"]) and np.isnan(five["RMSE_logistic"])
+    four = metrics.all_metrics([1, 3, 2, 5, 4], [1, 2, 3, 4, 5], n_params=4)  # 5 items, 4 parameters: fitted
+    assert np.isfinite(four["PLCC_logistic"]) and np.isfinite(four["RMSE_logistic"])
