@@ -499,7 +499,7 @@ def test_motion_blur_spreads_a_point_along_a_line_of_the_expected_length(level):
 @pytest.mark.parametrize("level", FIVE)
 def test_color_block_draws_the_expected_number_of_blocks(level):
     count = EXPECTED_LEVELS["color_block"][level - 1]
-    image = gray(128, 384)[:, :, :].repeat(4, axis=1)[:, :512]  # 384 x 512: blocks of 32 px, as in KADID
+    image = np.full((384, 512, 3), 128, np.uint8)  # KADID's size: blocks of 32 px
     out = distortions.apply(image, "color_block", level, seed=3)
     changed = np.any(out != 128, axis=2)
     colours = np.unique(out[changed], axis=0)

@@ -218,6 +218,11 @@ def test_a_logistic_fit_worse_than_the_line_falls_back(monkeypatch, rng):
     with pytest.warns(RuntimeWarning, match="worse than a straight line"):
         fit = metrics.fit_logistic(pred, mos)
     assert not fit.converged and fit.params == pytest.approx((slope, intercept), rel=1e-12)
+    # non-finite mapped values (here from an infinite slope) also fall back, although their SSE is NaN
+    monkeypatch.setattr(metrics.optimize, "curve_fit",
+                        lambda *args, **kwargs: (np.array([0.0, 1.0, 0.0, np.inf, 0.0]), None))
+    with pytest.warns(RuntimeWarning, match="worse than a straight line"):
+        assert not metrics.fit_logistic(pred, mos).converged
     # exactly as good as the line: the logistic is kept
     monkeypatch.setattr(metrics.optimize, "curve_fit",
                         lambda *args, **kwargs: (np.array([0.0, 1.0, 0.0, slope, intercept]), None))

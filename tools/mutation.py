@@ -256,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="List the mutants and exit.")
     parser.add_argument("--timeout", type=float, default=300.0, help="Seconds per mutant before it counts as killed.")
     parser.add_argument("--json", type=Path, help="Also write every mutant's outcome to this JSON file (updated as it runs).")
+    parser.add_argument("--skip-baseline", action="store_true", help="Do not first check that the unmutated tests pass.")
     parser.add_argument("--strings", action="store_true", help="Also mutate string constants (error messages...).")
     parser.add_argument("--sample", type=int, metavar="N", help="Run a seeded random sample of N mutants per target "
                         "(the same sample every time); default: all.")
@@ -271,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
             of_target = [m for m in mutants if m.target == target]
             sampled += random.Random(f"rankiqa-mutation-{target}").sample(of_target, min(args.sample, len(of_target)))
         mutants = sampled
+    # round-robin over the targets, so that an interrupted run has measured every target alike
+    queues = [[m for m in mutants if m.target == target] for target in sorted({m.target for m in mutants})]
+    mutants = [queue[i] for i in range(max(map(len, queues), default=0)) for queue in queues if i < len(queue)]
     if args.list:
         for mutant in mutants:
             print(f"{mutant.target:8s} {mutant.path}:{mutant.line}: {mutant.description}")
@@ -290,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.copytree(source, scratch / name, ignore=ignore)
             else:
                 shutil.copy2(source, scratch / name)
-        targets = sorted({m.target for m in mutants})
+        targets = [] if args.skip_baseline else sorted({m.target for m in mutants})
         for target in targets:  # the unmutated code must pass, or every mutant would look killed
             _, tests, extra, _ = TARGETS[target]
             outcome, seconds = run_tests(scratch, tests, extra, args.timeout)
