@@ -205,3 +205,10 @@ def test_small_distances_between_embeddings_are_exact():
     assert got.item() == pytest.approx((0.5 * 0.36 + 0.5 * 0.49) / 2, rel=1e-12)
     # triplet in 2-D: d(a, p) = 0.3, d(a, n) = 0.6, margin 0.1 -> max(0, 0.3 - 0.6 + 0.1) = 0; margin 0.5 -> 0.2
     assert triplet_loss(a[:1], b[1:], b[:1], margin=0.5).item() == pytest.approx(0.2, rel=1e-12)
+
+
+def test_a_batch_with_a_single_valid_pair_is_not_averaged_with_anything():
+    # one reference, one distortion, levels 0 and 1: exactly one pair, hinge max(0, 1 - (0.2 - 0)) = 0.8
+    ones = torch.zeros(2, dtype=torch.long)
+    loss = batch_ranking_loss(torch.tensor([0.2, 0.0]), ones, ones, torch.tensor([0, 1]), margin=1.0)
+    assert loss.item() == pytest.approx(0.8)

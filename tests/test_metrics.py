@@ -211,10 +211,11 @@ def test_a_logistic_fit_worse_than_the_line_falls_back(monkeypatch, rng):
     mos = 0.5 * pred + 1 + rng.normal(0, 1.0, pred.size)
     slope, intercept = np.polyfit(pred, mos, 1)
     linear_sse = np.sum((slope * pred + intercept - mos) ** 2)
-    # a "logistic" that is the line shifted by delta: SSE = linear SSE + n delta^2 = 1.5 x linear SSE
+    # a "logistic" that is the line shifted down by delta: SSE = linear SSE + n delta^2 = 1.5 x linear SSE
+    # (its residuals sum to -n delta < 0: only a SUM OF SQUARES shows it is worse)
     delta = np.sqrt(0.5 * linear_sse / pred.size)
     monkeypatch.setattr(metrics.optimize, "curve_fit",
-                        lambda *args, **kwargs: (np.array([0.0, 1.0, 0.0, slope, intercept + delta]), None))
+                        lambda *args, **kwargs: (np.array([0.0, 1.0, 0.0, slope, intercept - delta]), None))
     with pytest.warns(RuntimeWarning, match="worse than a straight line"):
         fit = metrics.fit_logistic(pred, mos)
     assert not fit.converged and fit.params == pytest.approx((slope, intercept), rel=1e-12)

@@ -256,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="List the mutants and exit.")
     parser.add_argument("--timeout", type=float, default=300.0, help="Seconds per mutant before it counts as killed.")
     parser.add_argument("--json", type=Path, help="Also write every mutant's outcome to this JSON file (updated as it runs).")
+    parser.add_argument("--survivors-of", type=Path, metavar="JSON",
+                        help="Run only the mutants that survived in this earlier --json output (after adding tests).")
     parser.add_argument("--skip-baseline", action="store_true", help="Do not first check that the unmutated tests pass.")
     parser.add_argument("--strings", action="store_true", help="Also mutate string constants (error messages...).")
     parser.add_argument("--sample", type=int, metavar="N", help="Run a seeded random sample of N mutants per target "
@@ -272,6 +274,10 @@ def main(argv: list[str] | None = None) -> int:
             of_target = [m for m in mutants if m.target == target]
             sampled += random.Random(f"rankiqa-mutation-{target}").sample(of_target, min(args.sample, len(of_target)))
         mutants = sampled
+    if args.survivors_of:
+        survived = {(r["path"], r["line"], r["description"]) for r in json.loads(args.survivors_of.read_text())
+                    if r["outcome"] == "survived"}
+        mutants = [m for m in mutants if (m.path, m.line, m.description) in survived]
     # round-robin over the targets, so that an interrupted run has measured every target alike
     queues = [[m for m in mutants if m.target == target] for target in sorted({m.target for m in mutants})]
     mutants = [queue[i] for i in range(max(map(len, queues), default=0)) for queue in queues if i < len(queue)]
