@@ -32,7 +32,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """Read a checkpoint dict with ``weights_only=True``.
 
     Raises ``UserError`` naming the file when it is missing, truncated/corrupt, holds arbitrary
-    pickled objects (refused: loading them could run code), or is not a dict.
+    Python objects (refused for safety: unpickling them could run code; see ``refusal_message``),
+    or is not a dict.
     """
     path = Path(path)
     if not path.exists():
@@ -42,19 +43,36 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Unsupported global" in str(exc):
-            raise UserError(
-                f"{path}: refused, the checkpoint contains arbitrary pickled objects "
-                "(only tensors and plain containers are loaded, with weights_only=True)"
-            ) from None
-        raise UserError(f"{path}: corrupt checkpoint ({_first_line(exc)})") from None
+        if _is_refusal(exc):
+            raise UserError(refusal_message(path)) from None
+        raise UserError(f"{path}: corrupt checkpoint ({_inner_reason(exc)})") from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
-        raise UserError(f"{path}: corrupt or truncated checkpoint ({_first_line(exc)})") from None
+        raise UserError(f"{path}: corrupt or truncated checkpoint ({_inner_reason(exc)})") from None
     if not isinstance(payload, dict):
         raise UserError(f"{path}: not a rankiqa checkpoint (holds a {type(payload).__name__}, expected a dict)")
     return payload
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else exc.__class__.__name__
+# Markers of torch's weights-only unpickler refusing an object (a class, a function call, a blocked
+# module), as opposed to a damaged byte stream ("Unsupported operand", "String is too long", ...).
+_REFUSAL_MARKERS = ("GLOBAL", "allowlisted", "allowed global", "Trying to call reduce", "must be imported")
+
+
+def refusal_message(path: str | os.PathLike) -> str:
+    """The one-line refusal for a file holding arbitrary Python objects (never suggests unsafe loading)."""
+    return (f"{path}: refused for safety: the file contains arbitrary Python objects, which could run code "
+            "when loaded; a rankiqa checkpoint holds only tensors and plain values (dict, list, str, numbers)")
+
+
+def _is_refusal(exc: BaseException) -> bool:
+    return any(marker in str(exc) for marker in _REFUSAL_MARKERS)
+
+
+def _inner_reason(exc: BaseException) -> str:
+    """torch's own reason, without its advice to load with ``weights_only=False`` (unsafe)."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip() and "weights_only" not in line and "Weights only load failed" not in line]
+    return lines[0] if lines else exc.__class__.__name__

@@ -297,7 +297,9 @@ def efficientnet_lite0_imagenet() -> EfficientNetLite0:
     Input: normalised with ``get_backbone("efficientnet_lite0").mean/std``; output (N, 1000) logits.
     """
     net = EfficientNetLite0(num_classes=1000)
-    state = torch.load(efficientnet_lite0_weights_path(), map_location="cpu", weights_only=True)
+    from rankiqa.checkpoint import load_checkpoint
+
+    state = load_checkpoint(efficientnet_lite0_weights_path())
     net.load_state_dict(map_efficientnet_lite_keys(state))
     return net.eval()
 

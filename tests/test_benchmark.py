@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from conftest import require_shared
 from iqa_fixtures import build_noise_database, build_tid2013, png_writer
 from rankiqa import metrics
 from rankiqa.benchmark import run_benchmark, summarise, to_markdown
@@ -18,11 +19,7 @@ SCORING = ["--patches", "3", "--patch-size", "32", "--workers", "0", "--device",
 @pytest.fixture(scope="module")
 def tid_root(tmp_path_factory):
     """TID2013 (real label file, real layout) restricted to 6 references x 3 types: 90 tiny images."""
-    from conftest import SHARED_DATA
-
-    labels = SHARED_DATA / "labels"
-    if not labels.is_dir():
-        pytest.skip(f"real label files not found at {labels} (development data, not shipped)")
+    labels = require_shared("labels")
     root = tmp_path_factory.mktemp("tid2013")
     build_tid2013(labels, root, png_writer(40), keep=lambda ref, kind: ref <= 6 and kind in (1, 8, 10))
     return root

@@ -1,10 +1,16 @@
 """Checkpoints: atomic write, weights-only load, one-line errors for missing/corrupt/unsafe files."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from rankiqa.checkpoint import load_checkpoint, save_checkpoint
+from rankiqa.checkpoint import load_checkpoint, refusal_message, save_checkpoint
 from rankiqa.errors import UserError
 
 
@@ -49,15 +55,63 @@ def test_corrupt_and_truncated_files_are_user_errors(tmp_path):
     save_checkpoint(tmp_path / "full.pt", {"w": torch.zeros(1000)})
     data = (tmp_path / "full.pt").read_bytes()
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
-    with pytest.raises(UserError, match="cut.pt: corrupt"):
+    with pytest.raises(UserError, match="cut.pt: corrupt") as exc:
         load_checkpoint(tmp_path / "cut.pt")
+    assert "weights_only" not in str(exc.value) and "\n" not in str(exc.value)
 
 
 class ArbitraryObject:
     """Any class: unpickling it would import and run code from the checkpoint's author."""
 
 
-def test_arbitrary_pickled_objects_are_refused(tmp_path):
-    torch.save({"model_state": {}, "extra": ArbitraryObject()}, tmp_path / "unsafe.pt")
-    with pytest.raises(UserError, match="unsafe.pt: refused, the checkpoint contains arbitrary pickled objects"):
-        load_checkpoint(tmp_path / "unsafe.pt")
+class WritesMarker:
+    """A REAL malicious payload: unpickling calls ``function(argument)``, which creates ``marker``."""
+
+    def __init__(self, function, argument):
+        self.function, self.argument = function, argument
+
+    def __reduce__(self):
+        return (self.function, (self.argument,))
+
+
+def _malicious_payloads(marker):
+    return {
+        "os.system": WritesMarker(os.system, f"touch {marker}"),  # a blocked module
+        "builtins.exec": WritesMarker(exec, f"open({str(marker)!r}, 'w').write('pwned')"),  # a not-allowed global
+        "plain class": ArbitraryObject(),  # no code, still an arbitrary object
+    }
+
+
+def _assert_refused(path, message):
+    assert message == refusal_message(path)
+    assert "\n" not in message and "weights_only=False" not in message and "corrupt" not in message
+    assert message.startswith(f"{path}: refused for safety: the file contains arbitrary Python objects")
+
+
+@pytest.mark.parametrize("kind", ["os.system", "builtins.exec", "plain class"])
+def test_arbitrary_python_objects_are_refused_and_never_run(tmp_path, kind):
+    marker = tmp_path / "marker"
+    path = tmp_path / "unsafe.pt"
+    torch.save({"model_state": {}, "extra": _malicious_payloads(marker)[kind]}, path)
+    with pytest.raises(UserError) as exc:
+        load_checkpoint(path)
+    _assert_refused(path, str(exc.value))
+    assert not marker.exists()
+    if kind != "plain class":  # control: the payload is real, an unsafe load runs it
+        torch.load(path, weights_only=False)
+        assert marker.exists()
+
+
+def test_the_cli_refuses_a_malicious_checkpoint_in_one_line(tmp_path):
+    marker = tmp_path / "marker"
+    path = tmp_path / "evil.pt"
+    torch.save({"model_config": {"backbone": "tiny"}, "model_state": _malicious_payloads(marker)["os.system"]}, path)
+    Image.fromarray(np.full((40, 40, 3), 128, np.uint8)).save(tmp_path / "a.png")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("RANKIQA_DEBUG", None)
+    for args in (["score", str(tmp_path / "a.png"), "--weights", str(path)],
+                 ["export", "--weights", str(path), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]):
+        done = subprocess.run([sys.executable, "-m", "rankiqa", *args], capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip() == f"Error: {refusal_message(path)}"
+        assert not marker.exists()

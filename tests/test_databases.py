@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from conftest import require_shared
 from iqa_fixtures import BUILDERS, build_live, build_tid2013, database_root
 from rankiqa.data import list_databases, load_database, make_splits
 from rankiqa.data.databases import COLUMNS, DATABASES
@@ -28,12 +29,7 @@ EXPECTED = {
 
 @pytest.fixture(scope="module")
 def labels():
-    from conftest import SHARED_DATA
-
-    folder = SHARED_DATA / "labels"
-    if not folder.is_dir():
-        pytest.skip(f"real label files not found at {folder} (development data, not shipped)")
-    return folder
+    return require_shared("labels")
 
 
 @pytest.fixture(scope="module")

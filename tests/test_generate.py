@@ -88,6 +88,10 @@ def test_manifest_columns_counts_and_rebuild(src, tmp_path):
     assert summary.references == 4 and summary.skipped == 0
     pristine = manifest[manifest.level == 0]
     assert sorted(pristine.reference) == references and set(pristine.distortion) == {""}
+    # documented row order: (reference, distortion, level), pristine ("" distortion) first
+    expected_order = [(ref, name, level) for ref in references
+                      for name, level in [("", 0), *[(t, k) for t in sorted(TYPES) for k in range(1, 6)]]]
+    assert list(zip(manifest.reference, manifest.distortion, manifest.level)) == expected_order
     for (reference, name), group in manifest[manifest.level > 0].groupby(["reference", "distortion"]):
         assert list(group.level) == [1, 2, 3, 4, 5]
         assert set(group.seed) == {str(distortion_seed(7, reference, name))}
