@@ -25,7 +25,7 @@ from PIL import Image
 
 from rankiqa.atomic import write_text_atomic
 from rankiqa.errors import UserError
-from rankiqa.imageio import IMAGE_EXTENSIONS, fit_to_patch, load_pristine, pil_to_rgb
+from rankiqa.imageio import IMAGE_EXTENSIONS, decode_pil, fit_to_patch, load_pristine
 from rankiqa.seeding import stable_seed
 
 MIN_SIDE = 32
@@ -38,10 +38,11 @@ HEATMAP_LONG_SIDE = 768
 
 def as_rgb(image: Any) -> np.ndarray:
     """A uint8 (H, W, 3) RGB array, both sides >= ``MIN_SIDE``, from a uint8 array ((H, W) gray or
-    (H, W, 3)) or a PIL image (converted like a decoded file: alpha on white, 16-bit scaled)."""
+    (H, W, 3)) or a PIL image (decoded like a file: EXIF orientation, alpha on white, 16-bit and
+    float scaled by their declared range)."""
     from distortions._registry import as_rgb_uint8
 
-    return as_rgb_uint8(pil_to_rgb(image) if isinstance(image, Image.Image) else image)
+    return as_rgb_uint8(decode_pil(image) if isinstance(image, Image.Image) else image)
 
 
 def patch_positions(shape: tuple[int, ...], patches: int, patch_size: int, seed: int) -> np.ndarray:

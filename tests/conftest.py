@@ -30,3 +30,24 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data folder not found at {SHARED_DATA} (development data, not shipped)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def tiny_module():
+    """The seeded untrained ``tiny`` backbone model, in eval mode."""
+    import torch
+
+    from rankiqa.models import create_model
+
+    torch.manual_seed(0)
+    return create_model("tiny").eval()
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path, tiny_module) -> Path:
+    """``tiny_module`` saved as a rankiqa checkpoint (``tmp_path/tiny.pt``)."""
+    from rankiqa.checkpoint import save_checkpoint
+
+    path = tmp_path / "tiny.pt"
+    save_checkpoint(path, {"model_config": tiny_module.config, "model_state": tiny_module.state_dict()})
+    return path
