@@ -59,8 +59,9 @@ def fit_to_patch(image: np.ndarray, patch_size: int, max_pixels: int | None = No
     return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC))
 
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pnm")
-"""File name suffixes (lower case) taken as images when a folder is listed."""
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pnm", ".avif")
+"""File name suffixes (lower case) taken as images when a folder is listed (a file Pillow cannot
+decode, e.g. AVIF without Pillow's AVIF support, is then a reported skip, never ignored)."""
 MIN_PRISTINE_SIDE = 64
 DEFAULT_MAX_PIXELS = 100_000_000
 """Images of more pixels (declared in the header, or after an upscale) are refused."""
@@ -106,6 +107,35 @@ class Pristine:
     notes: tuple[str, ...]
 
 
+def walk_images(
+    root: str | os.PathLike, *, recursive: bool = True, exclude: str | os.PathLike | None = None, hidden: bool = False
+) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """(image files under ``root`` by suffix, sorted; problems): a problem is (folder, reason) for a
+    folder that could not be listed (permission denied, symbolic link loop...) or a symbolic link
+    to a folder, which is not followed. Names starting with "." are skipped unless ``hidden``; the
+    ``exclude`` folder is not entered. Links to files are listed like files (a dangling one is
+    refused when it is read). Nothing under ``root`` is left out silently."""
+    root = Path(root)
+    excluded = Path(exclude).resolve() if exclude is not None else None
+    found: list[Path] = []
+    problems: list[tuple[Path, str]] = []
+
+    def unlisted(exc: OSError) -> None:
+        folder = Path(exc.filename) if exc.filename is not None else root
+        problems.append((folder, f"folder not read: {os_error_reason(folder, exc)}"))
+
+    for folder, subfolders, files in os.walk(root, onerror=unlisted):
+        if excluded is not None and Path(folder).resolve() == excluded:
+            subfolders.clear()
+            continue
+        subfolders[:] = sorted(name for name in subfolders if hidden or not name.startswith(".")) if recursive else []
+        problems += [(Path(folder) / name, "symbolic link to a folder: not followed")
+                     for name in subfolders if os.path.islink(os.path.join(folder, name))]
+        found += [Path(folder) / name for name in files
+                  if (hidden or not name.startswith(".")) and name.lower().endswith(IMAGE_EXTENSIONS)]
+    return sorted(found), sorted(problems)
+
+
 def file_problem(path: str | os.PathLike) -> str | None:
     """Why ``path`` cannot be read as an image file, judged from ``stat`` only, or None: file not
     found, dangling symbolic link, symbolic link loop, unreachable folder, a folder, an empty file."""
@@ -116,6 +146,8 @@ def file_problem(path: str | os.PathLike) -> str | None:
         return os_error_reason(path, exc)
     if stat.S_ISDIR(info.st_mode):
         return "is a folder, expected an image file"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file (a pipe, socket or device)"
     if info.st_size == 0:
         return "empty file (0 bytes)"
     return None
@@ -131,7 +163,7 @@ def os_error_reason(path: str | os.PathLike, exc: OSError) -> str:
             return f"dangling symbolic link (its target {os.readlink(path)} does not exist)"
         return "file not found"
     if exc.errno in (errno.EACCES, errno.EPERM):
-        return "permission denied (cannot read)"
+        return "permission denied"
     return f"cannot read ({exc.strerror or exc})"
 
 
