@@ -551,11 +551,17 @@ def _generate_locked(src: Path, out: Path, settings: Settings, shard: tuple[int,
 
 def merge_shards(out_dir: str | os.PathLike) -> GenerateSummary:
     """Join ``manifest-shard-K-of-N.csv`` (K = 1..N, all present) into ``manifest.csv`` and
-    ``skipped.csv``, identical to what a single unsharded run writes."""
+    ``skipped.csv``, identical to what a single unsharded run writes. Refused while a shard still
+    runs in ``out_dir`` on this machine (or any machine, where the file system supports locks)."""
     started = time.perf_counter()
     out = Path(out_dir)
     if not out.is_dir():
         raise UserError(f"--merge {out}: folder not found")
+    with folder_lock(out, label="--merge"):  # no shard may still be writing
+        return _merge_locked(out, started)
+
+
+def _merge_locked(out: Path, started: float) -> GenerateSummary:
     shards = {}
     for path in out.iterdir():
         match = _SHARD_MANIFEST.match(path.name)

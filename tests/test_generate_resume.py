@@ -152,3 +152,14 @@ def test_the_lock_is_released_after_a_run_and_after_an_error(tmp_path):
     with folder_lock(out):
         pass
     assert int((out / ".lock").read_text()) == os.getpid()
+
+
+def test_merge_waits_for_no_shard(tmp_path, holder, capsys):
+    src = tmp_path / "src"
+    make_photos(src, 2)
+    out = tmp_path / "out"
+    assert generate_cli(capsys, src, out, "--shard", "1/2")[0] == 0
+    running = holder(out, "2/2")
+    with pytest.raises(SystemExit) as caught:
+        main(["generate", "--merge", str(out)])
+    assert caught.value.code == 2 and f"--merge {out} is in use by another process (pid {running.pid})" in capsys.readouterr().err
