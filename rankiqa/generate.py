@@ -37,6 +37,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import sys
 import threading
 import time
@@ -251,7 +252,7 @@ def _source_stamp(path: Path, digest: bool = True) -> dict[str, Any] | None:
         return None
     stamp: dict[str, Any] = {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "ctime_ns": info.st_ctime_ns,
                              "inode": info.st_ino}
-    if digest:
+    if digest and stat.S_ISREG(info.st_mode):  # never open a pipe or a device: it could block
         try:
             stamp["blake2b"] = _file_digest(path)
         except OSError:  # unreadable: the decoder will say why and the reference is skipped

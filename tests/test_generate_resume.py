@@ -27,7 +27,7 @@ def killed_run(src, out, images: int) -> None:
     """Run `rankiqa generate` in a child that SIGKILLs itself after writing ``images`` images."""
     command = [sys.executable, "-m", "rankiqa", "generate", str(src), str(out), "--distortions", ",".join(TYPES), "--quiet"]
     done = subprocess.run(command, env={**os.environ, KILL_AFTER_IMAGES_ENV: str(images)}, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=600)
     assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
 
 
