@@ -25,7 +25,7 @@ from PIL import Image
 
 from rankiqa.atomic import write_text_atomic
 from rankiqa.errors import UserError
-from rankiqa.imageio import IMAGE_EXTENSIONS, fit_to_patch, load_pristine, pil_to_rgb
+from rankiqa.imageio import decode_pil, file_problem, fit_to_patch, load_pristine, os_error_reason, walk_images
 from rankiqa.seeding import stable_seed
 
 MIN_SIDE = 32
@@ -38,10 +38,11 @@ HEATMAP_LONG_SIDE = 768
 
 def as_rgb(image: Any) -> np.ndarray:
     """A uint8 (H, W, 3) RGB array, both sides >= ``MIN_SIDE``, from a uint8 array ((H, W) gray or
-    (H, W, 3)) or a PIL image (converted like a decoded file: alpha on white, 16-bit scaled)."""
+    (H, W, 3)) or a PIL image (decoded like a file: EXIF orientation, alpha on white, 16-bit and
+    float scaled by their declared range)."""
     from distortions._registry import as_rgb_uint8
 
-    return as_rgb_uint8(pil_to_rgb(image) if isinstance(image, Image.Image) else image)
+    return as_rgb_uint8(decode_pil(image) if isinstance(image, Image.Image) else image)
 
 
 def patch_positions(shape: tuple[int, ...], patches: int, patch_size: int, seed: int) -> np.ndarray:
@@ -310,26 +311,31 @@ def expand_paths(inputs: Sequence[str], recursive: bool = False) -> tuple[list[P
     """Image files from files, folders (image suffixes only; sub-folders with ``recursive``) and globs.
 
     Returns (files in input order without duplicates, one ``ImageScore`` with an error per input
-    that matched nothing).
+    that matched nothing or cannot be reached, and per folder that could not be read). An input
+    that cannot be reached (e.g. inside a folder without permission) is such an error, never the
+    end of the batch.
     """
     files: dict[Path, None] = {}
     missing: list[ImageScore] = []
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            found = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-            if not found:
-                missing.append(ImageScore(item, error="folder holds no image files" + ("" if recursive else " (try --recursive)")))
-        elif path.exists():
-            found = [path]
-        elif glob.has_magic(item):
-            found = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
-            if not found:
-                missing.append(ImageScore(item, error="no file matches this pattern"))
-        else:
-            found = []
-            missing.append(ImageScore(item, error="file not found"))
+        found: list[Path] = []
+        try:
+            if path.is_dir():
+                found, problems = walk_images(path, recursive=recursive, hidden=True)
+                missing += [ImageScore(str(folder), error=reason) for folder, reason in problems]
+                if not found and not problems:
+                    missing.append(ImageScore(item, error="folder holds no image files" + ("" if recursive else " (try --recursive)")))
+            elif path.exists():
+                found = [path]
+            elif glob.has_magic(item):
+                found = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+                if not found:
+                    missing.append(ImageScore(item, error="no file matches this pattern"))
+            else:
+                missing.append(ImageScore(item, error=file_problem(path) or "file not found"))
+        except OSError as exc:  # e.g. permission denied on a parent folder
+            missing.append(ImageScore(item, error=os_error_reason(path, exc)))
         files.update(dict.fromkeys(found))
     return list(files), missing
 

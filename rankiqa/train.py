@@ -394,6 +394,9 @@ def build_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
 
     source, option = (config.data, "--data") if config.data else (config.pristine, "--pristine")
     full = ranked(source, option, config.seed)
+    upscaled = full.upscale_warning()
+    if upscaled and os.environ.get("RANK", "0") == "0":
+        print(f"Warning: --patch {config.patch}: {upscaled}", file=sys.stderr)
     if config.val_data or config.val_pristine:
         val_source, val_option = (config.val_data, "--val-data") if config.val_data else (config.val_pristine, "--val-pristine")
         return full, ranked(val_source, val_option, config.seed)

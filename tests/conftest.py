@@ -62,3 +62,46 @@ def small_image(rng) -> np.ndarray:
 def shared_data() -> Path:
     """The project's shared development data folder (see ``require_shared``)."""
     return require_shared()
+
+
+@pytest.fixture
+def tiny_module():
+    """The seeded untrained ``tiny`` backbone model, in eval mode."""
+    import torch
+
+    from rankiqa.models import create_model
+
+    torch.manual_seed(0)
+    return create_model("tiny").eval()
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path, tiny_module) -> Path:
+    """``tiny_module`` saved as a rankiqa checkpoint (``tmp_path/tiny.pt``)."""
+    from rankiqa.checkpoint import save_checkpoint
+
+    path = tmp_path / "tiny.pt"
+    save_checkpoint(path, {"model_config": tiny_module.config, "model_state": tiny_module.state_dict()})
+    return path
+
+
+DROP_FILE_CAPABILITIES = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--")
+
+
+@pytest.fixture(scope="session")
+def unprivileged():
+    """A function turning a command into one that file permissions apply to: unchanged for a normal
+    user; for root, prefixed with ``setpriv`` dropping CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH
+    (the test skips, with the reason, where that is impossible)."""
+    import os
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0:
+        return lambda command: list(command)
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root and setpriv is missing: file permissions cannot be enforced")
+    probe = subprocess.run([*DROP_FILE_CAPABILITIES, "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"running as root and setpriv cannot drop the file capabilities: {probe.stderr.strip()}")
+    return lambda command: [*DROP_FILE_CAPABILITIES, *command]

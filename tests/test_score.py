@@ -13,13 +13,11 @@ from PIL import Image
 
 import distortions
 import rankiqa
-from rankiqa.checkpoint import save_checkpoint
 from rankiqa.cli import cli
 from rankiqa.errors import UserError
 from rankiqa.demo import BUNDLED_IMAGES
 from rankiqa.imageio import fit_to_patch, read_rgb
 from rankiqa.seeding import stable_seed
-from rankiqa.models import create_model
 from rankiqa.score import (
     DEFAULT_WEIGHTS,
     Scorer,
@@ -34,19 +32,6 @@ from rankiqa.score import (
 )
 
 PATCH = 32
-
-
-@pytest.fixture
-def tiny_module() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return create_model("tiny").eval()
-
-
-@pytest.fixture
-def tiny_checkpoint(tmp_path, tiny_module):
-    path = tmp_path / "tiny.pt"
-    save_checkpoint(path, {"model_config": tiny_module.config, "model_state": tiny_module.state_dict()})
-    return path
 
 
 def _image(seed: int, height: int = 70, width: int = 90) -> np.ndarray:

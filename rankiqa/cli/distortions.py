@@ -29,7 +29,7 @@ def list_(fmt: str) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
 @click.option("--names", default="all", show_default=True, help="Comma-separated types, 'family:NAME' or 'all'.")
 @click.option("--seed", default=0, show_default=True, help="Random seed for the random fields.")
-@click.option("--tile", default=160, show_default=True, help="Thumbnail long side in pixels.")
+@click.option("--tile", default=160, show_default=True, type=click.IntRange(16, 2048), help="Thumbnail long side in pixels (16-2048).")
 def show(image: str, out: str, names: str, seed: int, tile: int) -> None:
     """Write a contact sheet: rows are types, columns are pristine + levels 1..5; each tile's caption
     gives the level's parameter and its human MOS target (KADID-10k, 1-5, higher is better).
