@@ -199,7 +199,8 @@ class Scorer:
 
     def score_many(self, items: Iterable[Any]) -> Iterator[ImageScore]:
         """One ``ImageScore`` per path, PIL image or uint8 array, in order; unreadable, invalid or
-        too small inputs carry an ``error`` instead of a score.
+        too small inputs, and images the model gives a non-finite (NaN/inf) patch score, carry an
+        ``error`` instead of a score.
 
         Patches of consecutive images share forward passes of up to ``batch_size`` patches.
         """
@@ -228,9 +229,15 @@ class Scorer:
         start = 0
         for result, crops in queue:
             if result.error is None:
-                result.per_patch = scores[start : start + len(crops)]
-                result.score = self._aggregate(result.per_patch)
-                result.spread = float(result.per_patch.std())
+                per_patch = scores[start : start + len(crops)]
+                bad = int(np.count_nonzero(~np.isfinite(per_patch)))
+                if bad:  # broken weights or an overflow: a reported error for this image, never a NaN score
+                    result.error = (f"the model gave a non-finite score ({per_patch[~np.isfinite(per_patch)][0]}) "
+                                    f"for {bad} of {len(per_patch)} patches")
+                else:
+                    result.per_patch = per_patch
+                    result.score = self._aggregate(per_patch)
+                    result.spread = float(per_patch.std())
             start += len(crops)
             yield result
 
@@ -345,7 +352,9 @@ def format_results(results: Sequence[ImageScore], fmt: str = "table") -> str:
     if fmt == "json":
         import json
 
-        return json.dumps(rows, indent=2)
+        # strict JSON: a non-finite number (never a score: see Scorer) would be written as null
+        finite = [{k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in row.items()} for row in rows]
+        return json.dumps(finite, indent=2, allow_nan=False)
     if fmt == "csv":
         import csv
         import io
