@@ -36,11 +36,10 @@ def strip_checkpoint(source: str | os.PathLike | dict[str, Any], out: str | os.P
 
     ``source`` is a training checkpoint path (e.g. a run's ``best.pt``) or a loaded payload.
     """
-    from rankiqa.checkpoint import load_checkpoint, save_checkpoint
+    from rankiqa.checkpoint import save_checkpoint
     from rankiqa.models import model_from_checkpoint
 
-    payload = source if isinstance(source, dict) else load_checkpoint(source)
-    model = model_from_checkpoint(payload)
+    model = model_from_checkpoint(source)  # errors name the file when ``source`` is a path
     state = {
         key: (value.half() if half and value.is_floating_point() else value).clone()
         for key, value in model.state_dict().items()

@@ -299,6 +299,9 @@ def build_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
                              patch_size=config.patch, seed=seed, references=references, **photos)
         if len(dataset) == 0:
             raise UserError(f"{option} {source}: no ranked sets found (empty folder?)")
+        if references is None and os.environ.get("RANK", "0") == "0":  # each left-out photo reported once
+            for reference, reason in dataset.skipped:
+                print(f"skipped {Path(source) / reference}: {reason}", file=sys.stderr)
         return dataset
 
     source, option = (config.data, "--data") if config.data else (config.pristine, "--pristine")

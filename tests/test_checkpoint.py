@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from rankiqa.checkpoint import load_checkpoint, save_checkpoint
+from bad_inputs import full_disk_save
 from rankiqa.errors import UserError
 
 
@@ -101,37 +102,6 @@ def test_model_checkpoints_of_the_wrong_shape_are_user_errors(tmp_path, payload,
     torch.save(payload, tmp_path / "odd.pt")
     with pytest.raises(UserError, match=rf"odd.pt: .*{message}"):
         model_from_checkpoint(tmp_path / "odd.pt")
-
-
-class _FullDisk:
-    """A file wrapper whose writes fail with ENOSPC once ``room`` bytes are written (a full disk)."""
-
-    def __init__(self, handle, room: int):
-        self.handle, self.room = handle, room
-
-    def write(self, data) -> int:
-        if len(data) > self.room:
-            import errno
-
-            raise OSError(errno.ENOSPC, "No space left on device")
-        self.room -= len(data)
-        return self.handle.write(data)
-
-    def flush(self) -> None:
-        self.handle.flush()
-
-
-def full_disk_save(room: int):
-    """A ``torch.save`` stand-in that writes to a disk with ``room`` bytes left."""
-    real_save = torch.save
-
-    def save(obj, target, *args, **kwargs):
-        if isinstance(target, (str, bytes)) or hasattr(target, "__fspath__"):
-            with open(target, "wb") as handle:
-                return real_save(obj, _FullDisk(handle, room), *args, **kwargs)
-        return real_save(obj, _FullDisk(target, room), *args, **kwargs)
-
-    return save
 
 
 def test_disk_full_is_a_user_error_naming_the_file_and_keeps_the_previous_one(tmp_path, monkeypatch):

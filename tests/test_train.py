@@ -301,7 +301,7 @@ def test_ctrl_c_and_resume_log_the_same_losses_as_an_uninterrupted_run(tmp_path)
 
 
 def test_disk_full_during_training_names_the_file_and_keeps_last_pt(tmp_path, monkeypatch):
-    from tests.test_checkpoint import full_disk_save
+    from bad_inputs import full_disk_save
 
     config, _ = _saved_run(tmp_path)
     before = (tmp_path / "run" / "last.pt").read_bytes()
