@@ -6,11 +6,14 @@ on the model's own scale. Images whose short side is below ``patch_size`` are fi
 (aspect kept) so that the short side equals ``patch_size``; images with a side below ``MIN_SIDE``
 pixels are rejected as too small.
 
-Reproducibility: patch positions are drawn from a generator seeded by ``seed`` and a hash of the
-image *content* (its pixels and shape), never its file name, so the same image scores the same
-under any name, any batch size, and whatever other images it is scored with (the model runs in
-eval mode). Only the patches are ever converted to float: a large photo costs its uint8 pixels
-plus ``batch_size`` float patches.
+Reproducibility: patch positions are drawn from a generator seeded by ``seed`` and the image's
+size, never its file name, so the same image gets the same patches under any name, any batch size,
+and whatever other images it is scored with (the model runs in eval mode). The batch size and the
+neighbours only change how patches are grouped into forward passes, which changes a score by float32
+rounding alone: at most 9.5e-7 (scores around +-10) for the default model over batch sizes 1..64
+(``benchmarks/batch_size_scores.py``). Printed scores are rounded to ``PRINT_DECIMALS`` (csv, json;
+4 in the table), so their last digit can still differ. Only the patches are ever converted to float:
+a large photo costs its uint8 pixels plus ``batch_size`` float patches.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ AGGREGATES = ("mean", "median")
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_WEIGHTS = ASSETS / "default.pt"
 MAX_GRID_CELLS = 12
+PRINT_DECIMALS = 6  # decimals of scores in csv and json output (the table shows 4)
 HEATMAP_LONG_SIDE = 768
 
 
@@ -155,7 +159,8 @@ class Scorer:
 
     ``module``: the ``torch.nn.Module`` (kept in eval mode); ``patches``: crops per image;
     ``patch_size``: crop side in pixels; ``aggregate``: "mean" or "median" of patch scores;
-    ``batch_size``: patches per forward pass (memory only, never changes a score); ``seed``: patch seed;
+    ``batch_size``: patches per forward pass (memory and speed; a score changes only by float rounding,
+    ~1e-6, see the module docstring); ``seed``: patch seed;
     ``device``: where the forward passes run ("cpu", "cuda", ...; None: where the module's weights are).
     Scores are computed with ``inference_copy(module)``, made once when the scorer is created.
     """
@@ -347,8 +352,10 @@ def load_module(name_or_checkpoint: str | os.PathLike = "default"):
 
 
 def format_results(results: Sequence[ImageScore], fmt: str = "table") -> str:
-    """Scored images as ``table`` (aligned text), ``csv`` (path,score,spread,patches) or ``json`` (a list)."""
-    rows = [result.as_row() for result in results]
+    """Scored images as ``table`` (aligned text, 4 decimals), ``csv`` (path,score,spread,patches) or
+    ``json`` (a list); csv and json scores are rounded to ``PRINT_DECIMALS`` decimals."""
+    rows = [{k: round(v, PRINT_DECIMALS) if isinstance(v, float) else v for k, v in result.as_row().items()}
+            for result in results]
     if fmt == "json":
         import json
 
@@ -362,7 +369,8 @@ def format_results(results: Sequence[ImageScore], fmt: str = "table") -> str:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=["path", "score", "spread", "patches"], lineterminator="\n")
         writer.writeheader()
-        writer.writerows({**row, "score": f"{row['score']:.6f}", "spread": f"{row['spread']:.6f}"} for row in rows)
+        writer.writerows({**row, "score": f"{row['score']:.{PRINT_DECIMALS}f}",
+                          "spread": f"{row['spread']:.{PRINT_DECIMALS}f}"} for row in rows)
         return buffer.getvalue().rstrip("\n")
     if fmt != "table":
         raise ValueError(f"format must be table, csv or json, got {fmt!r}")

@@ -359,3 +359,22 @@ def test_cli_with_nan_weights_fails_with_one_line(tmp_path, tiny_module, capsys)
     captured = capsys.readouterr()
     assert exit_info.value.code == 2 and captured.out == "" and "Traceback" not in captured.err
     assert "non-finite score (nan)" in captured.err and "Error: no image could be scored" in captured.err
+
+
+def test_batch_size_help_tells_the_truth_and_printed_scores_are_rounded(image_folder, tiny_checkpoint):
+    from rankiqa.score import PRINT_DECIMALS
+
+    help_text = " ".join(CliRunner().invoke(cli, ["score", "--help"]).output.split())
+    assert "never changes a score" not in help_text
+    assert "float rounding only, ~1e-6" in help_text and "6 decimals printed in csv/json" in help_text
+    result = CliRunner().invoke(cli, ["score", str(image_folder), "--weights", str(tiny_checkpoint), "--patches", "4",
+                                      "--patch-size", str(PATCH), "--format", "json"])
+    rows = json.loads(result.stdout)
+    assert rows and all(round(row[key], PRINT_DECIMALS) == row[key] for row in rows for key in ("score", "spread"))
+
+
+def test_scores_over_batch_sizes_1_to_16_agree_to_float_rounding(image_folder, tiny_module):
+    files = sorted(image_folder.glob("*.png"))
+    runs = np.array([[r.score for r in Scorer(tiny_module, patches=5, patch_size=PATCH, batch_size=size).score_many(files)]
+                     for size in range(1, 17)])
+    assert np.abs(runs - runs[0]).max() <= 1e-6 * max(1.0, np.abs(runs).max())
