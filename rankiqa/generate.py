@@ -389,7 +389,10 @@ def _check_settings(out_dir: Path, settings: Settings) -> None:
         try:
             previous = json.loads(path.read_text(encoding="utf-8"))
         except ValueError:
-            raise UserError(f"{path}: corrupt settings file; delete it only if OUT_DIR holds nothing else") from None
+            previous = None
+        if not isinstance(previous, dict):
+            raise UserError(f"{path}: corrupt settings file (expected a JSON object); delete it only if OUT_DIR "
+                            "holds nothing else")
         current = json.loads(settings.to_json())
         differing = sorted(key for key in set(previous) | set(current) if previous.get(key) != current.get(key))
         if differing:

@@ -121,19 +121,17 @@ def create_model(backbone: str, pretrained: bool = False, **kwargs: Any) -> Qual
 
 def model_from_checkpoint(path_or_payload: str | os.PathLike | dict) -> QualityModel:
     """Rebuild a model from a checkpoint file or an already loaded payload; returned in eval mode."""
-    from rankiqa.checkpoint import load_checkpoint
+    from rankiqa.checkpoint import check_model_payload, load_checkpoint
 
     payload = path_or_payload if isinstance(path_or_payload, dict) else load_checkpoint(path_or_payload)
     where = "checkpoint" if isinstance(path_or_payload, dict) else str(path_or_payload)
-    for key in ("model_config", "model_state"):
-        if key not in payload:
-            raise UserError(f"{where}: not a rankiqa model checkpoint (missing {key!r})")
-    config = dict(payload["model_config"])
-    if "backbone" not in config:
-        raise UserError(f"{where}: model_config has no 'backbone'")
-    model = create_model(config.pop("backbone"), pretrained=False, **config)
+    config, state = check_model_payload(payload, where)
     try:
-        model.load_state_dict(payload["model_state"])
+        model = create_model(config.pop("backbone"), pretrained=False, **config)
+    except (UserError, ValueError, TypeError) as exc:
+        raise UserError(f"{where}: model_config does not describe a model ({exc})") from None
+    try:
+        model.load_state_dict(state)
     except RuntimeError as exc:
         first_line = str(exc).strip().splitlines()[0]
         raise UserError(f"{where}: weights do not fit backbone {model.config['backbone']!r} ({first_line})") from None

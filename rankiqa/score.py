@@ -6,11 +6,14 @@ on the model's own scale. Images whose short side is below ``patch_size`` are fi
 (aspect kept) so that the short side equals ``patch_size``; images with a side below ``MIN_SIDE``
 pixels are rejected as too small.
 
-Reproducibility: patch positions are drawn from a generator seeded by ``seed`` and a hash of the
-image *content* (its pixels and shape), never its file name, so the same image scores the same
-under any name, any batch size, and whatever other images it is scored with (the model runs in
-eval mode). Only the patches are ever converted to float: a large photo costs its uint8 pixels
-plus ``batch_size`` float patches.
+Reproducibility: patch positions are drawn from a generator seeded by ``seed`` and the image's
+size, never its file name, so the same image gets the same patches under any name, any batch size,
+and whatever other images it is scored with (the model runs in eval mode). The batch size and the
+neighbours only change how patches are grouped into forward passes, which changes a score by float32
+rounding alone: at most 9.5e-7 (scores around +-10) for the default model over batch sizes 1..64
+(``benchmarks/batch_size_scores.py``). Printed scores are rounded to ``PRINT_DECIMALS`` (csv, json;
+4 in the table), so their last digit can still differ. Only the patches are ever converted to float:
+a large photo costs its uint8 pixels plus ``batch_size`` float patches.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ AGGREGATES = ("mean", "median")
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_WEIGHTS = ASSETS / "default.pt"
 MAX_GRID_CELLS = 12
+PRINT_DECIMALS = 6  # decimals of scores in csv and json output (the table shows 4)
 HEATMAP_LONG_SIDE = 768
 
 
@@ -162,7 +166,8 @@ class Scorer:
 
     ``module``: the ``torch.nn.Module`` (kept in eval mode); ``patches``: crops per image;
     ``patch_size``: crop side in pixels; ``aggregate``: "mean" or "median" of patch scores;
-    ``batch_size``: patches per forward pass (memory only, never changes a score); ``seed``: patch seed;
+    ``batch_size``: patches per forward pass (memory and speed; a score changes only by float rounding,
+    ~1e-6, see the module docstring); ``seed``: patch seed;
     ``device``: where the forward passes run ("cpu", "cuda", ...; None: where the module's weights are).
     Scores are computed with ``inference_copy(module)``, made once when the scorer is created.
     """
@@ -227,7 +232,8 @@ class Scorer:
 
     def score_many(self, items: Iterable[Any]) -> Iterator[ImageScore]:
         """One ``ImageScore`` per path, PIL image or uint8 array, in order; unreadable, invalid or
-        too small inputs carry an ``error`` instead of a score.
+        too small inputs, and images the model gives a non-finite (NaN/inf) patch score, carry an
+        ``error`` instead of a score.
 
         Patches of consecutive images share forward passes of up to ``batch_size`` patches.
         """
@@ -256,11 +262,17 @@ class Scorer:
         start = 0
         for result, crops in queue:
             if result.error is None:
-                result.per_patch = scores[start : start + len(crops)]
-                result.score = self._aggregate(result.per_patch)
-                result.spread = float(result.per_patch.std())
-                if self.calibration is not None:
-                    result.mos = float(self.to_mos(result.score))
+                per_patch = scores[start : start + len(crops)]
+                bad = int(np.count_nonzero(~np.isfinite(per_patch)))
+                if bad:  # broken weights or an overflow: a reported error for this image, never a NaN score
+                    result.error = (f"the model gave a non-finite score ({per_patch[~np.isfinite(per_patch)][0]}) "
+                                    f"for {bad} of {len(per_patch)} patches")
+                else:
+                    result.per_patch = per_patch
+                    result.score = self._aggregate(per_patch)
+                    result.spread = float(per_patch.std())
+                    if self.calibration is not None:
+                        result.mos = float(self.to_mos(result.score))
             start += len(crops)
             yield result
 
@@ -375,13 +387,17 @@ def load_module(name_or_checkpoint: str | os.PathLike = "default"):
 
 
 def format_results(results: Sequence[ImageScore], fmt: str = "table") -> str:
-    """Scored images as ``table`` (aligned text), ``csv`` (path,score,spread,patches[,mos]) or ``json``
-    (a list). ``mos`` (the calibrated KADID-10k 1-5 scale) is there when the model has a calibrated scale."""
-    rows = [result.as_row() for result in results]
+    """Scored images as ``table`` (aligned text, 4 decimals), ``csv`` (path,score,spread,patches[,mos])
+    or ``json`` (a list); csv and json scores are rounded to ``PRINT_DECIMALS`` decimals. ``mos`` (the
+    calibrated KADID-10k 1-5 scale) is there when the model has a calibrated scale."""
+    rows = [{k: round(v, PRINT_DECIMALS) if isinstance(v, float) else v for k, v in result.as_row().items()}
+            for result in results]
     if fmt == "json":
         import json
 
-        return json.dumps(rows, indent=2)
+        # strict JSON: a non-finite number (never a score: see Scorer) would be written as null
+        finite = [{k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in row.items()} for row in rows]
+        return json.dumps(finite, indent=2, allow_nan=False)
     if fmt == "csv":
         import csv
         import io
@@ -391,7 +407,8 @@ def format_results(results: Sequence[ImageScore], fmt: str = "table") -> str:
         columns = ["path", "score", "spread", "patches"] + (["mos"] if calibrated else [])
         writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
-        writer.writerows({**row, "score": f"{row['score']:.6f}", "spread": f"{row['spread']:.6f}",
+        writer.writerows({**row, "score": f"{row['score']:.{PRINT_DECIMALS}f}",
+                          "spread": f"{row['spread']:.{PRINT_DECIMALS}f}",
                           **({"mos": f"{row['mos']:.4f}"} if calibrated else {})} for row in rows)
         return buffer.getvalue().rstrip("\n")
     if fmt != "table":

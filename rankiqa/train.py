@@ -26,6 +26,7 @@ import os
 import signal
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -39,7 +40,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from rankiqa.atomic import atomic_path, write_text_atomic
 from rankiqa.calibration import TARGET_SETS, coverage, fit_scale, load_targets, target_matrix
-from rankiqa.checkpoint import load_checkpoint, save_checkpoint
+from rankiqa.checkpoint import check_entries, check_state_dict, first_line, load_checkpoint, save_checkpoint
 from rankiqa.devices import loader_start_method, resolve_device
 from rankiqa.errors import UserError
 from rankiqa.losses import (batch_ranking_loss, pairwise_ranking_loss, ranked_contrastive_loss, ranked_triplet_loss,
@@ -52,8 +53,10 @@ TARGET_LOSSES = ("rank", "regression")
 TARGET_MARGIN_FLOOR = 0.2  # with --target-margins: smallest within-set margin, as a share of --margin
 SCHEDULES = ("cosine", "constant")
 DEFAULT_STEPS = 1000
-# options that may differ between a run and its --resume (they do not change the result)
-RESUMABLE_CHANGES = frozenset({"resume", "workers", "device", "threads"})
+# options that may differ between a run and its --resume (they do not change the result); the run
+# folder itself is not an option of the run: it may be spelled differently or moved
+RESUMABLE_CHANGES = frozenset({"resume", "workers", "device", "threads", "out"})
+PATH_OPTIONS = frozenset({"data", "pristine", "val_data", "val_pristine"})
 CURVES_EVERY_S = 60.0  # redraw curves.png at checkpoints at most this often (matplotlib costs ~1 s)
 # Testing hook: with this variable set to N, the process SIGKILLs itself right after step N, so a
 # test can check that --resume after `kill -9` matches an uninterrupted run without racing a timer.
@@ -390,6 +393,9 @@ def build_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
                              patch_size=config.patch, seed=seed, references=references, **photos)
         if len(dataset) == 0:
             raise UserError(f"{option} {source}: no ranked sets found (empty folder?)")
+        if references is None and os.environ.get("RANK", "0") == "0":  # each left-out photo reported once
+            for reference, reason in dataset.skipped:
+                print(f"skipped {Path(source) / reference}: {reason}", file=sys.stderr)
         return dataset
 
     source, option = (config.data, "--data") if config.data else (config.pristine, "--pristine")
@@ -499,7 +505,10 @@ def _loader(dataset: Dataset, config: TrainConfig, start: int, stop: int, info: 
 
 
 def _checkpoint_payload(model: nn.Module, optimizer, scheduler, step: int, config: TrainConfig, metrics: list,
-                        best_srcc: float | None, total_steps: int) -> dict[str, Any]:
+                        best_srcc: float | None, total_steps: int, loss_window: tuple[float, int] = (0.0, 0)
+                        ) -> dict[str, Any]:
+    """``loss_window``: (sum of the training losses since the last metrics row, their step count),
+    so a run resumed between two rows logs the same mean loss as an uninterrupted one."""
     return {
         "format": "rankiqa-train-v1",
         "model_config": dict(model.config),
@@ -512,26 +521,75 @@ def _checkpoint_payload(model: nn.Module, optimizer, scheduler, step: int, confi
         "config": config.to_dict(),
         "metrics": metrics,
         "best_srcc": best_srcc,
+        "loss_window": [float(loss_window[0]), int(loss_window[1])],
     }
 
 
 def _restore(last_path: Path, config: TrainConfig, device: torch.device, model: nn.Module, optimizer,
-             scheduler) -> tuple[int, list[dict[str, Any]], float | None]:
-    """Load ``last.pt`` into model, optimiser, scheduler and the RNG; returns (step, metrics, best SRCC)."""
+             scheduler) -> tuple[int, list[dict[str, Any]], float | None, tuple[float, int]]:
+    """Load ``last.pt`` into model, optimiser, scheduler and the RNG; returns (step, metrics, best SRCC,
+    loss window)."""
     payload = load_checkpoint(last_path, map_location=device)
-    differences = _config_differences(payload.get("config", {}), config)
+    _check_train_payload(payload, str(last_path))
+    differences = _config_differences(payload["config"], config)
     if differences:
         raise UserError(f"--resume {last_path}: options differ from the saved run: {', '.join(differences)}")
-    model.load_state_dict(payload["model_state"])
-    optimizer.load_state_dict(payload["optimizer_state"])
-    scheduler.load_state_dict(payload["scheduler_state"])
-    torch.set_rng_state(payload["rng_state"].cpu())
-    return payload["step"], list(payload["metrics"]), payload["best_srcc"]
+    try:
+        model.load_state_dict(payload["model_state"])
+        optimizer.load_state_dict(payload["optimizer_state"])
+        scheduler.load_state_dict(payload["scheduler_state"])
+        torch.set_rng_state(payload["rng_state"].cpu())
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise UserError(f"{last_path}: the saved state does not fit this run ({first_line(exc)})") from None
+    return payload["step"], list(payload["metrics"]), payload["best_srcc"], _loss_window(payload, str(last_path))
+
+
+def _loss_window(payload: dict[str, Any], where: str) -> tuple[float, int]:
+    """The saved (loss sum, steps) since the last metrics row; (0.0, 0) for checkpoints without it."""
+    window = payload.get("loss_window", [0.0, 0])
+    if (not isinstance(window, (list, tuple)) or len(window) != 2 or not isinstance(window[0], (float, int))
+            or isinstance(window[1], bool) or not isinstance(window[1], int) or window[1] < 0):
+        raise UserError(f"{where}: not a rankiqa training checkpoint (last.pt) ('loss_window' must be "
+                        "[loss sum, steps])")
+    return float(window[0]), window[1]
+
+
+def _check_train_payload(payload: dict[str, Any], where: str) -> None:
+    """``UserError`` unless ``payload`` has every entry ``train`` saves, of the right type."""
+    kind = "rankiqa training checkpoint (last.pt)"
+    check_entries(payload, where, kind, {
+        "model_state": dict, "optimizer_state": dict, "scheduler_state": dict, "rng_state": torch.Tensor,
+        "step": int, "total_steps": int, "config": dict, "metrics": list, "best_srcc": (float, int, type(None))})
+    check_state_dict(payload["model_state"], where)
+    rng = payload["rng_state"]
+    if rng.dtype != torch.uint8 or rng.dim() != 1 or rng.numel() != torch.get_rng_state().numel():
+        raise UserError(f"{where}: not a {kind} ('rng_state' is a {tuple(rng.shape)} {rng.dtype} tensor, "
+                        f"expected torch.get_rng_state()'s {torch.get_rng_state().numel()} bytes)")
+    if not 0 <= payload["step"] <= payload["total_steps"]:
+        raise UserError(f"{where}: not a {kind} (step {payload['step']} outside 0..{payload['total_steps']})")
+    if not all(isinstance(row, dict) for row in payload["metrics"]):
+        raise UserError(f"{where}: not a {kind} ('metrics' must be a list of dicts)")
+    if not {"state", "param_groups"} <= set(payload["optimizer_state"]):
+        raise UserError(f"{where}: not a {kind} ('optimizer_state' lacks 'state' or 'param_groups')")
 
 
 def _config_differences(saved: dict[str, Any], current: TrainConfig) -> list[str]:
+    """Options of ``current`` that differ from the saved run's; folders compare by location
+    (``./photos`` and ``photos``, or two names of one folder, are the same)."""
     now = current.to_dict()
-    return sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
+    return sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k]
+                  and not (k in PATH_OPTIONS and _same_folder(saved.get(k), now[k])))
+
+
+def _same_folder(saved: Any, current: Any) -> bool:
+    if not isinstance(saved, str) or not isinstance(current, str):
+        return False
+    if os.path.normpath(saved) == os.path.normpath(current):
+        return True
+    try:
+        return os.path.samefile(saved, current)
+    except OSError:
+        return False
 
 
 METRIC_COLUMNS = ("step", "epoch", "loss", "lr", "sets_per_s", "val_srcc", "val_pair_accuracy", "val_target_srcc")
@@ -542,7 +600,19 @@ def _write_csv(path: Path, columns: Sequence[str], rows: list[dict[str, Any]]) -
     writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows({k: ("" if row.get(k) is None else row[k]) for k in columns} for row in rows)
-    write_text_atomic(path, buffer.getvalue())
+    with _write_errors_name(path):
+        write_text_atomic(path, buffer.getvalue())
+
+
+@contextmanager
+def _write_errors_name(path: Path) -> Iterator[None]:
+    """Turn a failed write (disk full, read-only, ...) into one ``UserError`` line naming ``path``
+    (the OS error alone names no file, or the temporary one); the previous file is unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        raise UserError(f"{path}: could not write: {exc.strerror or exc} (the previous file, if any, is "
+                        "unchanged)") from None
 
 
 def plot_curves(metrics: list[dict[str, Any]], path: Path) -> None:
@@ -564,7 +634,7 @@ def plot_curves(metrics: list[dict[str, Any]], path: Path) -> None:
     val_axis.legend()
     figure.tight_layout()
     try:
-        with atomic_path(path) as tmp:
+        with _write_errors_name(path), atomic_path(path) as tmp:
             figure.savefig(tmp, format="png", dpi=100)
     finally:
         plt.close(figure)
@@ -598,9 +668,10 @@ def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Datase
                                       config.target_margins)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = _make_scheduler(optimizer, config, total_steps)
-    step, metrics, best_srcc = 0, [], None
+    step, metrics, best_srcc, (window_loss, window_steps) = 0, [], None, (0.0, 0)
     if resuming:
-        step, metrics, best_srcc = _restore(last_path, config, device, model, optimizer, scheduler)
+        step, metrics, best_srcc, (window_loss, window_steps) = _restore(last_path, config, device, model,
+                                                                          optimizer, scheduler)
     if info.rank:
         torch.manual_seed(stable_seed(config.seed, "rank", info.rank, step))
     if info.world_size > 1:
@@ -609,12 +680,13 @@ def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Datase
         run_dir.mkdir(parents=True, exist_ok=True)
         resolved = {**config.to_dict(), "total_steps": total_steps, "world_size": info.world_size,
                     "train_sets": len(train_set), "val_sets_available": len(val_set) if val_set is not None else 0}
-        write_text_atomic(run_dir / "config.json", json.dumps(resolved, indent=2) + "\n")
+        with _write_errors_name(run_dir / "config.json"):
+            write_text_atomic(run_dir / "config.json", json.dumps(resolved, indent=2) + "\n")
 
     def save(path: Path) -> None:
         if info.is_main:
             save_checkpoint(path, _checkpoint_payload(model, optimizer, scheduler, step, config, metrics,
-                                                      best_srcc, total_steps))
+                                                      best_srcc, total_steps, (window_loss, window_steps)))
 
     def validate() -> dict[str, float]:
         nonlocal best_srcc
@@ -631,7 +703,7 @@ def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Datase
 
     per_epoch = steps_per_epoch(len(train_set), config.batch_sets, info.world_size)
     bar = _progress_bar(progress and info.is_main, step, total_steps)
-    window_loss, window_steps, window_time, train_time, trained_steps = 0.0, 0, 0.0, 0.0, 0
+    window_time, timed_steps, train_time, trained_steps = 0.0, 0, 0.0, 0
     last_val: dict[str, float] = {}
     interrupted = False
     last_plot = time.monotonic()
@@ -652,9 +724,10 @@ def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Datase
             scheduler.step()
             step += 1
             now = time.perf_counter()
-            window_loss, window_steps, window_time = window_loss + loss.item(), window_steps + 1, window_time + now - tick
+            window_loss, window_steps = window_loss + loss.item(), window_steps + 1
+            window_time, timed_steps = window_time + now - tick, timed_steps + 1
             train_time, trained_steps = train_time + now - tick, trained_steps + 1
-            sets_per_s = window_steps * config.batch_sets * info.world_size / max(window_time, 1e-9)
+            sets_per_s = timed_steps * config.batch_sets * info.world_size / max(window_time, 1e-9)
             bar.set_postfix(loss=f"{loss.item():.4f}", sets_s=f"{sets_per_s:.1f}")
             bar.update(1)
             validate_now = val_set is not None and info.is_main and (step % config.val_every == 0 or step == total_steps)
@@ -673,7 +746,7 @@ def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Datase
                     bar.write(f"step {step}: val SRCC {last_val['srcc']:.4f}, pair accuracy "
                               f"{last_val['pair_accuracy']:.4f}{human_text}")
                 metrics.append(row)
-                window_loss, window_steps, window_time = 0.0, 0, 0.0
+                window_loss, window_steps, window_time, timed_steps = 0.0, 0, 0.0, 0
                 if info.is_main:
                     _write_csv(run_dir / "metrics.csv", METRIC_COLUMNS, metrics)
             if checkpoint_now:

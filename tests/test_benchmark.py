@@ -174,3 +174,17 @@ def test_prediction_cache_keys_on_file_stamp_and_never_keeps_failures(tmp_path, 
     np.testing.assert_array_equal(second[1:3], first[1:3])
     assert np.isfinite(second).all() and second[0] != first[0]
     assert len(pd.read_csv(cache)) == 4  # one entry per file: the edited file's entry was replaced
+
+
+def test_zero_shot_with_nothing_scorable_fails_with_one_line(tmp_path, capsys):
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_bytes(b"not an image")
+    (tmp_path / "db.csv").write_text("path,mos\na.png,1\nb.png,2\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["benchmark", "--database", "csv", "--root", str(tmp_path / "db.csv"), "--model", "tiny", *SCORING[:4],
+              "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "Error: csv: none of the 2 test image(s) could be scored (reasons above); " \
+                                           "nothing to evaluate"
+    assert not (tmp_path / "o" / "table.md").exists()

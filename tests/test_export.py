@@ -107,3 +107,46 @@ def test_cli_exports_each_format(tmp_path, tiny_checkpoint):
     result = runner.invoke(cli, ["export", "--model", "tiny", "--format", "weights", "--out", str(tmp_path / "t.pt")])
     assert result.exit_code == 0, result.output
     assert load_checkpoint(tmp_path / "t.pt")["model_config"] == {"backbone": "tiny"}
+
+
+def test_onnx_without_the_onnx_package_names_the_extra(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from rankiqa.cli import main
+    from rankiqa.errors import UserError
+
+    monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` now raises ImportError
+    with pytest.raises(UserError, match=r"needs the onnx package: pip install 'rankiqa\[onnx\]'"):
+        export_model(create_model("tiny"), "onnx", tmp_path / "m.onnx")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", "--model", "tiny", "--format", "onnx", "--out", str(tmp_path / "m.onnx")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    assert err.strip().splitlines() == ["Error: --format onnx needs the onnx package: pip install 'rankiqa[onnx]' "
+                                        "(or pip install onnx onnxruntime)"]
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_the_onnx_extra_is_declared():
+    import configparser
+    from pathlib import Path
+
+    config = configparser.ConfigParser()
+    config.read(Path(__file__).resolve().parents[1] / "setup.cfg")
+    extra = config["options.extras_require"]["onnx"].split()
+    assert [requirement.split(">=")[0] for requirement in extra] == ["onnx", "onnxruntime"]
+
+
+@pytest.mark.parametrize("size", [0, -3, 31])
+def test_patch_size_below_32_is_refused(tmp_path, capsys, size):
+    from rankiqa.cli import main
+    from rankiqa.errors import UserError
+
+    with pytest.raises(UserError, match=rf"--patch-size must be an integer >= 32.*got {size}"):
+        export_model(create_model("tiny"), "torchscript", tmp_path / "m.pt", patch_size=size)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", "--model", "tiny", "--format", "torchscript", "--out", str(tmp_path / "m.pt"),
+              "--patch-size", str(size)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err and "--patch-size" in err
+    assert not (tmp_path / "m.pt").exists()

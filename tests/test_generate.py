@@ -168,6 +168,14 @@ def test_changed_options_are_refused(src, tmp_path):
         run(src, tmp_path / "out", seed=2)
 
 
+@pytest.mark.parametrize("content", ["[1, 2]", "{not json", "null"])
+def test_a_settings_file_that_is_no_json_object_is_a_user_error(src, tmp_path, content):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "generate.json").write_text(content)
+    with pytest.raises(UserError, match=r"generate.json: corrupt settings file \(expected a JSON object\)"):
+        run(src, tmp_path / "out")
+
+
 def test_shards_merge_into_the_single_run(src, tmp_path):
     (src / "broken.png").write_bytes(b"not a png")
     single, sharded = tmp_path / "single", tmp_path / "sharded"
