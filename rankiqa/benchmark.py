@@ -336,8 +336,8 @@ def to_markdown(table: pd.DataFrame, title: str, notes: list[str] | None = None)
     if (table["n_splits"] > 1).any():
         lines += ["", "Cells: median over splits (mean ± std). PLCC and RMSE raw; PLCC_logistic and RMSE_logistic "
                       "after the VQEG 5-parameter logistic; RMSE in MOS units (lower is better)."]
-    if notes:
-        lines += ["", *notes]
+    for note in notes or []:
+        lines += [note] if note.startswith("- ") else ["", note]  # paragraphs; "- " lines continue a list
     return "\n".join(lines)
 
 

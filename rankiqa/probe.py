@@ -52,7 +52,7 @@ def image_features(module, image: np.ndarray) -> np.ndarray:
         for scale in SCALES:
             scaled = image if scale == 1.0 else cv2.resize(
                 image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
-            tensor = torch.from_numpy(np.ascontiguousarray(scaled)).to(device).float().div_(255)
+            tensor = torch.from_numpy(np.array(scaled, dtype=np.uint8, order="C")).to(device).float().div_(255)
             parts.append(module.extract_features(tensor.permute(2, 0, 1)[None]).reshape(-1).double().cpu().numpy())
     return np.concatenate(parts)
 

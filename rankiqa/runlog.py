@@ -27,16 +27,16 @@ class WarningLog:
     @contextmanager
     def capture(self, category: type[Warning] = Warning) -> Iterator[None]:
         """Record warnings of ``category`` raised in the block (each occurrence counted)."""
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", category)
-            try:
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", category)
                 yield
-            finally:
-                for item in caught:
-                    if issubclass(item.category, category):
-                        self(str(item.message))
-                    else:
-                        warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+        finally:
+            for item in caught:  # outside the recording block: re-raised warnings are not caught again
+                if issubclass(item.category, category):
+                    self(str(item.message))
+                else:
+                    warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
 
     def lines(self) -> list[str]:
         """Every distinct warning, in first-seen order, with ``(N times)`` when it repeated."""
