@@ -120,3 +120,9 @@ def test_all_metrics_on_few_items_leaves_logistic_nan():
     table = metrics.all_metrics([1, 3, 2, 4], [1, 2, 3, 4])
     assert table["SRCC"] == pytest.approx(0.8)
     assert np.isnan(table["PLCC_logistic"]) and np.isnan(table["RMSE_logistic"])
+
+
+def test_raw_rmse_by_hand_and_in_all_metrics():
+    pred, mos = [1.0, 2.0, 4.0, 3.0], [1.5, 2.0, 3.0, 3.0]
+    assert metrics.rmse(pred, mos) == pytest.approx(np.sqrt((0.25 + 0 + 1 + 0) / 4))
+    assert metrics.all_metrics(pred, mos)["RMSE"] == pytest.approx(metrics.rmse(pred, mos))
