@@ -191,7 +191,7 @@ def finetune(train: pd.DataFrame, test: pd.DataFrame, init: str | os.PathLike, r
     from rankiqa.data.splits import content_groups, holdout
 
     run_dir = Path(run_dir)
-    report = log or _SkipReport()
+    report = log if log is not None else _SkipReport()
     train = usable_images(train, report)
     if train.empty:
         raise UserError("no training image could be read (reasons above)")

@@ -10,6 +10,7 @@ from iqa_fixtures import build_noise_database
 from rankiqa import metrics, probe
 from rankiqa.benchmark import run_benchmark
 from rankiqa.cli import cli, main
+from rankiqa.finetune import FinetuneConfig
 from rankiqa.models import create_model
 
 SCORING = dict(patches=3, patch_size=32)
@@ -176,3 +177,13 @@ def test_probe_option_errors(args, message, noise_csv, tmp_path, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_finetune_protocol_collects_skips_instead_of_printing_them(noise_csv, tmp_path, capfd):
+    broken = noise_csv.parent / pd.read_csv(noise_csv)["path"].iloc[0]
+    broken.write_bytes(b"not an image")
+    result = run_benchmark([("csv", noise_csv)], "tiny", tmp_path / "out", probe="finetune", splits=1,
+                           finetune_config=FinetuneConfig(epochs=1, batch_size=8, workers=0, device="cpu"), **SCORING)
+    assert "fine-tuned, 1 split(s)" in result.markdown
+    assert f"skipped {broken}" in (tmp_path / "out" / "warnings.txt").read_text()
+    assert "skipped" not in capfd.readouterr().err
