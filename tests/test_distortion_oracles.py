@@ -348,7 +348,9 @@ ORACLES = {
 @pytest.mark.parametrize("name", sorted(ORACLES))
 def test_output_equals_an_independent_computation_at_the_expected_parameter(name, level):
     oracle, bound = ORACLES[name]
-    image = photo()
+    # JPEG2000 at KADID's/LIVE's size: on small images the strongest rates fall below OpenJPEG's
+    # smallest stream (~250 bytes), where any rate near the table's gives the same bytes
+    image = photo(384, 512) if "jpeg2000" in name else photo()
     expected = oracle(image, EXPECTED_LEVELS[name][level - 1])
     got = distortions.apply(image, name, level, seed=0)
     difference = np.abs(got.astype(np.float64) - expected.astype(np.float64)).max()

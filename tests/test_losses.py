@@ -195,6 +195,10 @@ def test_default_margin_is_1_and_pairs_stay_within_a_reference():
     # triplet, margin 1: |0 - 0.5| - |0 - 1| + 1 = 0.5
     assert triplet_loss(torch.zeros(1), torch.tensor([0.5]), torch.tensor([1.0])).item() == pytest.approx(0.5)
     assert TripletLoss()(torch.zeros(1), torch.tensor([0.5]), torch.tensor([1.0])).item() == pytest.approx(0.5)
+    set_scores, set_levels = torch.tensor([[3.0, 2.5, 0.0]]), torch.arange(3)[None]
+    for objective in (ranked_contrastive_loss, ranked_triplet_loss):
+        assert objective(set_scores, set_levels).item() == pytest.approx(objective(set_scores, set_levels, margin=1.0).item())
+        assert objective(set_scores, set_levels).item() != pytest.approx(objective(set_scores, set_levels, margin=2.0).item())
 
 
 def test_small_distances_between_embeddings_are_exact():

@@ -216,8 +216,9 @@ def test_a_logistic_fit_worse_than_the_line_falls_back(monkeypatch, rng):
     delta = np.sqrt(0.5 * linear_sse / pred.size)
     monkeypatch.setattr(metrics.optimize, "curve_fit",
                         lambda *args, **kwargs: (np.array([0.0, 1.0, 0.0, slope, intercept - delta]), None))
-    with pytest.warns(RuntimeWarning, match="worse than a straight line"):
+    with pytest.warns(RuntimeWarning, match="worse than a straight line") as record:
         fit = metrics.fit_logistic(pred, mos)
+    assert record[0].filename == __file__  # the warning points at the caller (stacklevel 2)
     assert not fit.converged and fit.params == pytest.approx((slope, intercept), rel=1e-12)
     # non-finite mapped values (here from an infinite slope) also fall back, although their SSE is NaN
     monkeypatch.setattr(metrics.optimize, "curve_fit",
@@ -235,7 +236,9 @@ def test_a_logistic_fit_worse_than_the_line_falls_back(monkeypatch, rng):
 def test_a_collapsed_mapping_gives_nan(monkeypatch):
     constant = metrics.LogisticFit(5, (0.0, 2.0), converged=False)  # linear map with slope 0
     monkeypatch.setattr(metrics, "fit_logistic", lambda *args, **kwargs: constant)
-    assert np.isnan(metrics.plcc_logistic([1, 2, 3, 4, 5, 6], [1, 3, 2, 5, 4, 6]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NaN by the guard, not by scipy warning about a constant input
+        assert np.isnan(metrics.plcc_logistic([1, 2, 3, 4, 5, 6], [1, 3, 2, 5, 4, 6]))
 
 
 def test_all_metrics_needs_n_params_plus_one_items_for_the_logistic():
