@@ -165,3 +165,24 @@ def test_bad_training_images_are_skipped_and_reported_once_even_in_workers(tmp_p
     assert json.loads((tmp_path / "run" / "config.json").read_text())["n_train_images"] == len(train) - 1
     assert len(pd.read_csv(tmp_path / "run" / "history.csv")) == 2
     assert result.metrics["n_missing"] == 0
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda p: p.pop("optimizer_state"), "missing 'optimizer_state'"),
+    (lambda p: p.update(epoch="1"), "'epoch' is a str, expected int"),
+    (lambda p: p.update(best_state=[1]), "'best_state' is a list, expected dict"),
+    (lambda p: p.update(model_state={"x": torch.zeros(1)}), "saved state does not fit"),
+])
+def test_a_fine_tuning_last_pt_of_the_wrong_shape_is_a_user_error(noise_db, tmp_path, change, message):
+    _, df = noise_db
+    split = make_splits(df, n=1, seed=2)[0]
+    model = create_model("tiny")
+    payload = {"model_config": dict(model.config), "model_state": model.state_dict(),
+               "optimizer_state": torch.optim.Adam(model.parameters()).state_dict(), "epoch": 0, "best_srcc": 0.5,
+               "best_state": model.state_dict(), "history": []}
+    change(payload)
+    (tmp_path / "run").mkdir()
+    torch.save(payload, tmp_path / "run" / "last.pt")
+    with pytest.raises(UserError, match=rf"run/last.pt: .*{message}"):
+        finetune(df.iloc[split.train], df.iloc[split.test], "tiny", tmp_path / "run",
+                 FinetuneConfig(epochs=2, lr=1e-3, **FAST))
