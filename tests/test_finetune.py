@@ -225,3 +225,24 @@ def test_workers_are_sized_to_the_machine_and_torch_warns_once(monkeypatch):
             torch.utils.data.DataLoader(list(range(4)), num_workers=99)  # torch warns here without the filter
     assert not [w for w in caught if "DataLoader will create" in str(w.message)]
     assert len(reports) == 1 and "--workers 6" in reports[0]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda p: p.pop("optimizer_state"), "missing 'optimizer_state'"),
+    (lambda p: p.update(epoch="1"), "'epoch' is a str, expected int"),
+    (lambda p: p.update(best_state=[1]), "'best_state' is a list, expected dict"),
+    (lambda p: p.update(model_state={"x": torch.zeros(1)}), "saved state does not fit"),
+])
+def test_a_fine_tuning_last_pt_of_the_wrong_shape_is_a_user_error(noise_db, tmp_path, change, message):
+    _, df = noise_db
+    split = make_splits(df, n=1, seed=2)[0]
+    model = create_model("tiny")
+    payload = {"model_config": dict(model.config), "model_state": model.state_dict(),
+               "optimizer_state": torch.optim.Adam(model.parameters()).state_dict(), "epoch": 0, "best_srcc": 0.5,
+               "best_state": model.state_dict(), "history": []}
+    change(payload)
+    (tmp_path / "run").mkdir()
+    torch.save(payload, tmp_path / "run" / "last.pt")
+    with pytest.raises(UserError, match=rf"run/last.pt: .*{message}"):
+        finetune(df.iloc[split.train], df.iloc[split.test], "tiny", tmp_path / "run",
+                 FinetuneConfig(epochs=2, lr=1e-3, **FAST))
