@@ -13,10 +13,12 @@ from PIL import Image
 
 import distortions
 import rankiqa
+from rankiqa.checkpoint import save_checkpoint
 from rankiqa.cli import cli
 from rankiqa.errors import UserError
 from rankiqa.demo import BUNDLED_IMAGES
 from rankiqa.imageio import fit_to_patch, read_rgb
+from rankiqa.models import create_model
 from rankiqa.seeding import stable_seed
 from rankiqa.score import (
     DEFAULT_WEIGHTS,
