@@ -115,12 +115,13 @@ def run_benchmark(databases: list[tuple[str, str | os.PathLike]], model: str, ou
                   finetune_models: bool = False, splits: int = 10, train_fraction: float = 0.8,
                   patches: int = 30, patch_size: int = 224, seed: int = 0,
                   finetune_config: FinetuneConfig | None = None,
-                  cache_dir: str | os.PathLike | None = None) -> BenchmarkResult:
+                  cache_dir: str | os.PathLike | None = None, report: bool = False) -> BenchmarkResult:
     """Evaluate ``model`` (checkpoint path, ``"default"`` or backbone name) on ``databases``.
 
     ``databases``: one ``(name, root)`` pair, or two for cross-database evaluation (needs
     ``finetune_models``). Writes ``table.md``, ``table.csv``, ``per_split.csv``,
-    ``predictions.csv`` and ``scatter.png`` to ``out_dir``; returns them as a ``BenchmarkResult``.
+    ``predictions.csv`` and ``scatter.png`` to ``out_dir`` (and ``report.html`` with ``report``);
+    returns them as a ``BenchmarkResult``.
     """
     from rankiqa.data import load_database, make_splits
     from rankiqa.score import load_module
@@ -167,6 +168,10 @@ def run_benchmark(databases: list[tuple[str, str | os.PathLike]], model: str, ou
     write_csv_atomic(table, out_dir / "table.csv")
     write_text_atomic(out_dir / "table.md", markdown + "\n")
     scatter_plot(predictions, out_dir / "scatter.png", f"{title} ({mode})")
+    if report:
+        from rankiqa.report import write_benchmark_report
+
+        write_benchmark_report(out_dir, table, markdown)
     return BenchmarkResult(per_split, table, predictions, markdown)
 
 

@@ -30,3 +30,18 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data folder not found at {SHARED_DATA} (development data, not shipped)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path) -> Path:
+    """A checkpoint of the seeded untrained ``tiny`` model (for fast CLI and report tests)."""
+    import torch
+
+    from rankiqa.checkpoint import save_checkpoint
+    from rankiqa.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("tiny")
+    path = tmp_path / "tiny.pt"
+    save_checkpoint(path, {"model_config": model.config, "model_state": model.state_dict()})
+    return path
