@@ -42,17 +42,23 @@ from rankiqa.errors import UserError
 SCALES = ("raw", "calibrated")
 MODES = ("whole", "grid")
 MIN_INPUT_SIDE = 32
+MOS_RANGE = (1.0, 5.0)  # KADID-10k's MOS scale, as rankiqa.calibration clips it
 
 
 def calibration_map(calibration: dict[str, Any]) -> Callable[[torch.Tensor], torch.Tensor]:
     """A differentiable torch function raw score -> calibrated score, from a checkpoint's map.
 
-    Accepted forms: monotone knots ``{"raw": [...], "mos": [...]}`` (or ``"x"``/``"y"``), linear
+    Accepted forms: ``{"kind": "logistic4", "params": [low, high, centre, width]}`` (what
+    ``rankiqa train --targets`` stores; clipped to the 1-5 MOS range like ``rankiqa.calibration.to_mos``);
+    monotone knots ``{"raw": [...], "mos": [...]}`` (or ``"x"``/``"y"``), linear
     between knots and flat outside them like ``numpy.interp``; or the VQEG logistic
     ``{"kind": "logistic5", "params": [b1, b2, b3, b4, b5]}`` of ``rankiqa.metrics.logistic5``.
     """
     if not isinstance(calibration, dict):
         raise UserError(f"calibration map must be a dict, got {type(calibration).__name__}")
+    if calibration.get("kind") == "logistic4":  # rankiqa.calibration.fit_scale's map, clipped like to_mos
+        low, high, centre, width = (float(v) for v in calibration["params"])
+        return lambda s: (low + (high - low) * torch.sigmoid((s - centre) / width)).clamp(*MOS_RANGE)
     if calibration.get("kind") == "logistic5":
         b1, b2, b3, b4, b5 = (float(v) for v in calibration["params"])
         return lambda s: b1 * (0.5 - torch.sigmoid(-b2 * (s - b3))) + b4 * s + b5
@@ -90,6 +96,7 @@ class QualityMetric(nn.Module):
     def __init__(self, model: nn.Module, scale: str = "raw", calibration: dict | None = None,
                  mode: str = "whole", patch_size: int = 224):
         super().__init__()
+        scale = "calibrated" if scale == "mos" else scale  # the name rankiqa.Scorer.score uses
         if scale not in SCALES:
             raise UserError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
         if mode not in MODES:
@@ -165,7 +172,7 @@ def metric(name: str = "default", device: str | torch.device | None = None, scal
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     calibration = getattr(scorer, "calibration", None)
-    if scale == "calibrated" and calibration is None:
+    if scale in ("calibrated", "mos") and calibration is None:
         raise UserError(f"model {str(name)!r} has no calibrated scale (its checkpoint carries no calibration map); "
                         "use scale='raw'")
     return QualityMetric(scorer.module, scale=scale, calibration=calibration, mode=mode,

@@ -125,6 +125,14 @@ def test_logistic_calibration_matches_the_numpy_logistic():
     np.testing.assert_allclose(mapped, logistic5(raw, *params), rtol=1e-10)
 
 
+def test_logistic4_calibration_matches_the_clipped_numpy_logistic():
+    low, high, centre, width = 0.5, 5.5, 1.0, 2.0
+    raw = np.linspace(-12, 12, 13)
+    expected = np.clip(low + (high - low) / (1 + np.exp(-(raw - centre) / width)), 1, 5)
+    mapped = calibration_map({"kind": "logistic4", "params": [low, high, centre, width], "scale": "kadid"})(torch.tensor(raw))
+    np.testing.assert_allclose(mapped, expected, rtol=1e-10)
+
+
 def test_unknown_calibration_forms_are_refused():
     for bad in [{"a": 1}, {"raw": [0, 0], "mos": [1, 2]}, {"raw": [0, 1, 2], "mos": [1, 2]}, [1, 2]]:
         with pytest.raises(UserError, match="calibration map"):
