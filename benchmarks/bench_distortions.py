@@ -1,7 +1,8 @@
 """Speed of every distortion type on a 512x384 RGB image, one thread.
 
 Prints, per type, the median milliseconds of one call at each level (over --repeats runs) and the
-sum over the 5 levels, then the total for all types x 5 levels. If the PyPI package
+sum over the 5 levels, then the total for all types x 5 levels, then one `compose_levels` call
+(all 5 levels of a chain) for a few chains. If the PyPI package
 `imagecorruptions` is importable (install it in a separate throwaway venv and run this script with
 that venv's python and PYTHONPATH pointing at this repo), it also times the corruptions both
 libraries have and prints the per-image ratio.
@@ -26,6 +27,7 @@ import distortions  # noqa: E402
 IMAGE = Path(__file__).resolve().parents[1] / "rankiqa" / "assets" / "images" / "kodim23.png"
 WIDTH, HEIGHT = 512, 384
 GOAL_TOTAL_S, GOAL_CALL_MS = 1.0, 60.0
+COMPOSE_CHAINS = (("gaussian_blur", "jpeg"), ("gaussian_blur", "white_noise"), ("gaussian_blur", "jpeg", "white_noise"))
 # imagecorruptions name -> ours (same kind of corruption, 5 severities each)
 SHARED_CORRUPTIONS = {
     "gaussian_noise": "white_noise",
@@ -99,6 +101,10 @@ def main() -> None:
     slowest = max(ours, key=lambda name: max(ours[name]))
     print(f"\nall {len(ours)} types x 5 levels: {total / 1000:.2f} s (goal <= {GOAL_TOTAL_S:.1f} s); "
           f"slowest call: {slowest} {max(ours[slowest]):.1f} ms (goal <= {GOAL_CALL_MS:.0f} ms)")
+    print(f"\n{'compose_levels chain':40s} {'ms per call (5 levels)':>22s}")
+    for chain in COMPOSE_CHAINS:
+        ms = median_ms(lambda: distortions.compose_levels(image, chain, seed=0), args.repeats)
+        print(f"{' -> '.join(chain):40s} {ms:22.1f}")
     theirs = bench_imagecorruptions(image, max(1, args.repeats // 2))
     if theirs is None:
         return

@@ -3,6 +3,7 @@
 >>> import numpy as np, distortions
 >>> img = np.zeros((64, 64, 3), np.uint8)
 >>> out = distortions.apply(img, "gaussian_blur", 3, seed=0)
+>>> chain = distortions.compose_levels(img, ["gaussian_blur", "jpeg"], seed=0)  # 5 levels, both members rising
 
 Level 1 is the mildest, level 5 the strongest; each registered type's levels are ordered so that
 a full-reference measure (PSNR, SSIM against the pristine image) strictly decreases with level,
@@ -31,6 +32,7 @@ from distortions import spatial as _spatial  # noqa: F401
 from distortions import sharpness_contrast as _sharpness_contrast  # noqa: F401
 from distortions import transmission as _transmission  # noqa: F401
 from distortions import live as _live  # noqa: F401
+from distortions.composed import compose, compose_levels  # registers the composed presets, last
 
 __all__ = [
     "MIN_SIDE",
@@ -38,6 +40,8 @@ __all__ = [
     "DistortionSpec",
     "apply",
     "apply_levels",
+    "compose",
+    "compose_levels",
     "families",
     "get",
     "names",

@@ -16,6 +16,7 @@ import numpy as np
 
 NUM_LEVELS = 5
 MIN_SIDE = 32
+COMPOSED_FAMILY = "composed"
 
 DistortionFn = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 
@@ -70,9 +71,13 @@ def register(
     return decorator
 
 
-def names() -> list[str]:
-    """Every registered distortion name, in registration order."""
-    return list(_REGISTRY)
+def names(*, composed: bool = True) -> list[str]:
+    """Every registered distortion name, in registration order.
+
+    ``composed=False`` leaves out the composed presets (family "composed", chains of other types):
+    the default type list of ``rankiqa generate`` / ``train`` ("all") is the single types only.
+    """
+    return [name for name, spec in _REGISTRY.items() if composed or spec.family != COMPOSED_FAMILY]
 
 
 def families() -> list[str]:
@@ -152,10 +157,15 @@ def apply_levels(image: np.ndarray, name: str, seed: int | np.random.Generator |
     """
     get(name)
     rgb = as_rgb_uint8(image)
-    if isinstance(seed, np.random.Generator):
-        seed = int(seed.integers(0, 2**63 - 1))
-    elif seed is None:
-        seed = int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> 1)
-    else:
-        make_rng(seed)
+    seed = level_seed(seed)
     return [apply(rgb, name, level, seed=seed) for level in range(1, NUM_LEVELS + 1)]
+
+
+def level_seed(seed: int | np.random.Generator | None) -> int:
+    """One int seed to give every level: ``seed`` itself, one draw from a Generator, or fresh entropy for None."""
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, 2**63 - 1))
+    if seed is None:
+        return int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> 1)
+    make_rng(seed)
+    return int(seed)

@@ -39,6 +39,8 @@ def contact_sheet(
     (name, level) to a text drawn under that tile (level 0 is the pristine column); by default
     each level shows its parameter value.
     """
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
+        raise ValueError(f"tile must be a positive number of pixels, got {tile!r}")
     rgb = as_rgb_uint8(image)
     captions = level_captions(names) if captions is None else captions
     height, width = rgb.shape[:2]

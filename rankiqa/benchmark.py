@@ -158,6 +158,7 @@ def run_benchmark(databases: list[tuple[str, str | os.PathLike]], model: str, ou
             result = finetune(frame.iloc[split.train], frame.iloc[split.test], model, run_dir, config)
             parts.append(result.predictions.assign(split=index))
     predictions = pd.concat(parts, ignore_index=True)
+    _require_scores(predictions, " -> ".join(name for name, _ in databases))
     per_split = per_split_metrics(predictions)
     table = summarise(per_split)
     title = " -> ".join(name for name, _ in databases)
@@ -173,6 +174,13 @@ def run_benchmark(databases: list[tuple[str, str | os.PathLike]], model: str, ou
 
         write_benchmark_report(out_dir, table, markdown)
     return BenchmarkResult(per_split, table, predictions, markdown)
+
+
+def _require_scores(predictions: pd.DataFrame, title: str) -> None:
+    """``UserError`` when no test image got a finite prediction: there is no table to compute."""
+    if not np.isfinite(predictions["pred"].to_numpy(np.float64)).any():
+        raise UserError(f"{title}: none of the {len(predictions)} test image(s) could be scored (reasons above); "
+                        "nothing to evaluate")
 
 
 def per_split_metrics(predictions: pd.DataFrame) -> pd.DataFrame:

@@ -15,13 +15,29 @@ def _format_value(value) -> str:
     return str(value)
 
 
+def human_targets() -> dict[tuple[str, int], float]:
+    """{(name, level): KADID-10k mean MOS} for the (distortion, level)s that have a human target."""
+    from rankiqa.calibration import load_targets
+
+    return {key: target.mos for key, target in load_targets().items()}
+
+
+def mos_caption(mos: float | None) -> str:
+    """How a human target is shown: ``MOS 4.38`` (KADID-10k, 1-5, higher is better) or ``no MOS``."""
+    return "no MOS" if mos is None else f"MOS {mos:.2f}"
+
+
 def rows() -> list[dict[str, str]]:
-    """One dict per registered type: name, family, parameter, level 1..5 values, description."""
+    """One dict per registered type: name, family, parameter, level 1..5 values, the human MOS
+    target of levels 1..5 (KADID-10k, 1-5, higher is better; '-' = no target), description."""
+    targets = human_targets()
     out = []
     for name in distortions.names():
         spec = distortions.get(name)
         row = {"name": name, "family": spec.family, "parameter": spec.parameter}
         row.update({f"L{k}": _format_value(v) for k, v in enumerate(spec.levels, start=1)})
+        row["MOS L1-L5"] = " ".join(f"{targets[name, k]:.2f}" if (name, k) in targets else "-"
+                                    for k in range(1, len(spec.levels) + 1))
         row["description"] = spec.description
         out.append(row)
     return out
@@ -51,9 +67,12 @@ def distortion_table(fmt: str = "table") -> str:
 
 
 def select_distortions(spec: str) -> list[str]:
-    """Names from 'all', 'NAME,NAME' or 'family:NAME' (families may be mixed with names)."""
+    """Names from 'all', 'NAME,NAME' or 'family:NAME' (families may be mixed with names).
+
+    'all' is every single type; the composed presets (``family:composed``) are chosen by name or family.
+    """
     if spec.strip() == "all":
-        return distortions.names()
+        return distortions.names(composed=False)
     selected: list[str] = []
     for item in (part.strip() for part in spec.split(",")):
         if not item:

@@ -14,37 +14,57 @@ from typing import Any
 import torch
 
 from rankiqa.atomic import atomic_path
+from rankiqa.errors import UserError
 
 ONNX_OPSET = 17
+MIN_PATCH_SIZE = 32  # = rankiqa.score.MIN_SIDE; smaller examples break backbones that downsample 32x
+ONNX_EXTRA = "onnx"
+
+
+def require_onnx() -> None:
+    """``UserError`` naming the ``onnx`` extra when the ``onnx`` package (needed to write ONNX) is missing."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise UserError(f"--format onnx needs the onnx package: pip install 'rankiqa[{ONNX_EXTRA}]' "
+                        "(or pip install onnx onnxruntime)") from None
 
 
 def strip_checkpoint(source: str | os.PathLike | dict[str, Any], out: str | os.PathLike, half: bool = True) -> Path:
-    """Write a checkpoint holding only ``model_config`` and ``model_state`` (float tensors in fp16
-    when ``half``), loadable with ``rankiqa.models.model_from_checkpoint`` and ``weights_only=True``.
+    """Write a checkpoint holding only ``model_config``, ``model_state`` (float tensors in fp16
+    when ``half``) and the calibrated output scale if the model has one, loadable with ``rankiqa.models.model_from_checkpoint`` and ``weights_only=True``.
 
     ``source`` is a training checkpoint path (e.g. a run's ``best.pt``) or a loaded payload.
     """
-    from rankiqa.checkpoint import load_checkpoint, save_checkpoint
+    from rankiqa.checkpoint import save_checkpoint
     from rankiqa.models import model_from_checkpoint
 
-    payload = source if isinstance(source, dict) else load_checkpoint(source)
-    model = model_from_checkpoint(payload)
+    model = model_from_checkpoint(source)  # errors name the file when ``source`` is a path
     state = {
         key: (value.half() if half and value.is_floating_point() else value).clone()
         for key, value in model.state_dict().items()
     }
-    save_checkpoint(out, {"model_config": dict(model.config), "model_state": state})
+    stripped = {"model_config": dict(model.config), "model_state": state}
+    if model.calibration is not None:
+        stripped["calibration"] = model.calibration
+    save_checkpoint(out, stripped)
     return Path(out)
 
 
 def export_model(module: torch.nn.Module, fmt: str, out: str | os.PathLike, patch_size: int = 224) -> Path:
     """Write ``module`` (put in eval mode) as ``torchscript`` (traced) or ``onnx`` (opset 17) to ``out``.
 
-    The trace uses a (2, 3, patch_size, patch_size) example; outputs match the module within float
-    rounding. Use ``strip_checkpoint`` for the ``weights`` format.
+    The trace uses a (2, 3, patch_size, patch_size) example (``patch_size`` >= 32 pixels); outputs match
+    the module within float rounding. ``onnx`` needs the ``onnx`` package (extra ``rankiqa[onnx]``);
+    ``UserError`` when it is missing. Use ``strip_checkpoint`` for the ``weights`` format.
     """
     if fmt not in ("torchscript", "onnx"):
         raise ValueError(f"format must be torchscript or onnx, got {fmt!r}")
+    if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < MIN_PATCH_SIZE:
+        raise UserError(f"--patch-size must be an integer >= {MIN_PATCH_SIZE} (the smallest image side "
+                        f"rankiqa scores), got {patch_size!r}")
+    if fmt == "onnx":
+        require_onnx()
     module = module.eval()
     example = torch.rand(2, 3, patch_size, patch_size, generator=torch.Generator().manual_seed(0))
     with warnings.catch_warnings(), torch.no_grad():

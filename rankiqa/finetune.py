@@ -167,6 +167,21 @@ def _config_dict(config: FinetuneConfig, init: str, mos_range: tuple[float, floa
             "n_train_images": len(train), "n_test_images": len(test)}
 
 
+def _load_last(path: Path, device) -> dict[str, Any]:
+    """A fine-tuning run's ``last.pt``, its entries checked; ``UserError`` naming it otherwise."""
+    from rankiqa.checkpoint import check_entries, check_state_dict, load_checkpoint
+
+    state = load_checkpoint(path, map_location=device)
+    check_entries(state, str(path), "rankiqa fine-tuning checkpoint (last.pt)", {
+        "model_state": dict, "optimizer_state": dict, "epoch": int, "best_srcc": (float, int),
+        "best_state": dict, "history": list})
+    check_state_dict(state["model_state"], str(path))
+    check_state_dict(state["best_state"], str(path), "best_state")
+    if state["epoch"] < 0:
+        raise UserError(f"{path}: not a rankiqa fine-tuning checkpoint (epoch {state['epoch']} < 0)")
+    return state
+
+
 def finetune(train: pd.DataFrame, test: pd.DataFrame, init: str | os.PathLike, run_dir: str | os.PathLike,
              config: FinetuneConfig = FinetuneConfig()) -> FinetuneResult:
     """Fine-tune ``init`` (checkpoint path, ``"default"`` or backbone name) on ``train``; test on ``test``.
@@ -178,7 +193,7 @@ def finetune(train: pd.DataFrame, test: pd.DataFrame, init: str | os.PathLike, r
     import torch
     from tqdm import tqdm
 
-    from rankiqa.checkpoint import load_checkpoint, save_checkpoint
+    from rankiqa.checkpoint import first_line, save_checkpoint
     from rankiqa.data.splits import content_groups, holdout
 
     run_dir = Path(run_dir)
@@ -214,9 +229,12 @@ def finetune(train: pd.DataFrame, test: pd.DataFrame, init: str | os.PathLike, r
     optimizer = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start_epoch, best_srcc, best_state, history = 0, -np.inf, None, []
     if (run_dir / "last.pt").exists():
-        state = load_checkpoint(run_dir / "last.pt", map_location=device)
-        module.load_state_dict(state["model_state"])
-        optimizer.load_state_dict(state["optimizer_state"])
+        state = _load_last(run_dir / "last.pt", device)
+        try:
+            module.load_state_dict(state["model_state"])
+            optimizer.load_state_dict(state["optimizer_state"])
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+            raise UserError(f"{run_dir / 'last.pt'}: the saved state does not fit this run ({first_line(exc)})") from None
         start_epoch, best_srcc, best_state = state["epoch"] + 1, state["best_srcc"], state["best_state"]
         history = list(state["history"])
 

@@ -15,7 +15,12 @@ Layout of ``OUT_DIR``:
   ``width``, ``height`` (pixels). Rows are sorted by (reference, distortion, level);
 - ``skipped.csv``: ``path``, ``reason`` for every source file that could not be used;
 - ``generate.json``: the options that shape the output (a re-run with other options is refused);
-- ``.progress/``: one completion marker per reference, so a re-run finishes only what is missing.
+- ``.progress/``: one marker per reference, so a re-run finishes only what is missing. A marker
+  records the source file's stamp and content hash (BLAKE2b) when its reference is started and when
+  it is finished: a source replaced since (same name, other content) is redone from scratch, never
+  mixed with images of the old one;
+- ``.lock`` (and ``.lock-shard-K-of-N``): OS file locks, so a second run on the same OUT_DIR (or
+  shard) stops at once with the first one's pid; released by the kernel when a run ends or is killed.
 
 Determinism: seeds derive from (seed, reference, distortion) with ``stable_seed`` (BLAKE2b), each
 reference is processed alone, and rows are sorted, so the images and the manifest are byte-identical
@@ -32,6 +37,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import sys
 import threading
 import time
@@ -42,12 +48,15 @@ from typing import Any, Callable, Iterable
 
 from rankiqa.atomic import write_text_atomic
 from rankiqa.errors import UserError
+from rankiqa.folderlock import folder_lock
 from rankiqa.imageio import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
     MIN_PRISTINE_SIDE,
     UnusableImage,
     load_pristine,
+    os_error_reason,
+    walk_images,
     write_image,
 )
 from rankiqa.seeding import stable_seed
@@ -63,6 +72,10 @@ _SHARD_MANIFEST = re.compile(r"^manifest-shard-(\d+)-of-(\d+)\.csv$")
 # Testing hook: with this variable set to N, the run SIGKILLs itself once N references are finished,
 # so a test can check that a re-run after `kill -9` equals a clean run without racing a timer.
 KILL_AFTER_REFERENCES_ENV = "RANKIQA_TEST_KILL_AFTER_REFERENCES"
+# Testing hook: with this variable set to N, a single-process run SIGKILLs itself once it has written
+# N images, i.e. partway through a reference, to test resuming a partial reference.
+KILL_AFTER_IMAGES_ENV = "RANKIQA_TEST_KILL_AFTER_IMAGES"
+_images_saved = 0
 
 Log = Callable[[str], None]
 
@@ -74,23 +87,32 @@ def distortion_seed(seed: int, reference: str, distortion: str) -> int:
 
 def find_images(src_dir: str | os.PathLike, exclude: str | os.PathLike | None = None) -> list[str]:
     """Image files under ``src_dir`` (by extension, hidden names ignored), as sorted posix paths
-    relative to ``src_dir``; files under ``exclude`` (e.g. an OUT_DIR inside SRC_DIR) are left out."""
+    relative to ``src_dir``; files under ``exclude`` (e.g. an OUT_DIR inside SRC_DIR) are left out.
+    See ``scan_images`` for the folders that could not be listed."""
+    return scan_images(src_dir, exclude)[0]
+
+
+def scan_images(
+    src_dir: str | os.PathLike, exclude: str | os.PathLike | None = None
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """(``find_images``'s list, problems): each problem is (folder relative to ``src_dir``, reason)
+    for a sub-folder that could not be listed (permission denied, symbolic link loop...) or a
+    symbolic link to a folder (not followed), so that no part of SRC_DIR is left out silently.
+    Links to files are listed like files; a dangling one is refused when it is read."""
     root = Path(src_dir)
-    if not root.exists():
-        raise UserError(f"SRC_DIR {root}: folder not found")
-    if not root.is_dir():
-        raise UserError(f"SRC_DIR {root}: is a file, expected a folder of photos")
-    excluded = Path(exclude).resolve() if exclude is not None else None
-    found = []
-    for folder, subfolders, files in os.walk(root):
-        if excluded is not None and Path(folder).resolve() == excluded:
-            subfolders.clear()
-            continue
-        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
-        for name in files:
-            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
-                found.append((Path(folder) / name).relative_to(root).as_posix())
-    return sorted(found)
+    try:
+        if not root.exists():
+            raise UserError(f"SRC_DIR {root}: folder not found")
+        if not root.is_dir():
+            raise UserError(f"SRC_DIR {root}: is a file, expected a folder of photos")
+    except OSError as exc:
+        raise UserError(f"SRC_DIR {root}: {os_error_reason(root, exc)}") from None
+    found, problems = walk_images(root, exclude=exclude)
+    found = [path.relative_to(root).as_posix() for path in found]
+    problems = [(path.relative_to(root).as_posix(), reason) for path, reason in problems]
+    if not found and problems and problems[0][0] == ".":
+        raise UserError(f"SRC_DIR {root}: {problems[0][1]}")
+    return sorted(found), sorted(problems)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -139,7 +161,6 @@ class _Task:
     out_dir: str
     reference: str
     settings: Settings
-    reuse_existing: bool
 
 
 @dataclass(frozen=True)
@@ -211,9 +232,56 @@ def _remove_temp_files(folder: Path, stem: str) -> None:
         stale.unlink(missing_ok=True)
 
 
-def _source_stamp(path: Path) -> dict[str, int]:
-    stat = path.stat()
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+_QUICK_STAMP = ("size", "mtime_ns", "ctime_ns", "inode")
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _source_stamp(path: Path, digest: bool = True) -> dict[str, Any] | None:
+    """The source file's stamp (size, mtime, ctime, inode) and, with ``digest``, its content hash;
+    None when the file cannot be reached (dangling link, loop, unreachable folder)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    stamp: dict[str, Any] = {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "ctime_ns": info.st_ctime_ns,
+                             "inode": info.st_ino}
+    if digest and stat.S_ISREG(info.st_mode):  # never open a pipe or a device: it could block
+        try:
+            stamp["blake2b"] = _file_digest(path)
+        except OSError:  # unreadable: the decoder will say why and the reference is skipped
+            pass
+    return stamp
+
+
+def _same_source(recorded: dict[str, Any] | None, path: Path) -> bool:
+    """Whether ``path`` still holds the file ``recorded`` describes: the same stamp (the quick check,
+    like rsync's), else the same content hash (a copied or moved SRC_DIR), else no."""
+    current = _source_stamp(path, digest=False)
+    if not isinstance(recorded, dict) or current is None:
+        return recorded is None and current is None  # still unreachable: its skip stands
+    if all(recorded.get(key) == current[key] for key in _QUICK_STAMP if key in recorded):
+        return True
+    if recorded.get("blake2b") and recorded.get("size") == current["size"]:
+        try:
+            return _file_digest(path) == recorded["blake2b"]
+        except OSError:
+            return False
+    return False
+
+
+def _read_marker(marker: Path) -> dict | None:
+    try:
+        record = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _init_worker(parent: int) -> None:
@@ -233,12 +301,21 @@ def _init_worker(parent: int) -> None:
 
 
 def _save(path: Path, image, image_format: str) -> None:
+    global _images_saved
     options = {"png": {"compress_level": PNG_COMPRESS_LEVEL}, "jpg": {"quality": JPEG_QUALITY, "subsampling": 0}}
     write_image(path, image, **options.get(image_format, {}))
+    _images_saved += 1
+    if _images_saved == int(os.environ.get(KILL_AFTER_IMAGES_ENV, "0")):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _process_reference(task: _Task) -> _Outcome:
-    """Write one reference's pristine copy and levels, then its completion marker (all atomic)."""
+    """Write one reference's pristine copy and levels, then its completion marker (all atomic).
+
+    Images already in the reference's folder are kept only when its marker (partial or finished)
+    records the same source content; otherwise the folder is emptied and a partial marker with the
+    current source's stamp is written before the first image.
+    """
     import distortions
 
     out_dir = Path(task.out_dir)
@@ -249,14 +326,19 @@ def _process_reference(task: _Task) -> _Outcome:
     marker = _marker_path(out_dir, reference)
     folder = out_dir / reference_folder(reference)
     _remove_temp_files(marker.parent, marker.stem)
+    previous = _read_marker(marker)
     try:
         pristine = load_pristine(source, max_side=settings.max_side, max_pixels=settings.max_pixels)
     except UnusableImage as exc:
         shutil.rmtree(folder, ignore_errors=True)
         write_text_atomic(marker, json.dumps({"reference": reference, "source": stamp, "skipped": exc.reason}))
         return _Outcome(reference, 0, (), exc.reason)
-    if not task.reuse_existing:
+    same_source = (previous is not None and previous.get("reference") == reference and not previous.get("skipped")
+                   and isinstance(previous.get("source"), dict) and stamp is not None
+                   and previous["source"].get("blake2b") == stamp.get("blake2b") is not None)
+    if not same_source:
         shutil.rmtree(folder, ignore_errors=True)
+        write_text_atomic(marker, json.dumps({"reference": reference, "source": stamp, "partial": True}))
     _remove_temp_files(folder, "*")
     image = pristine.image
     height, width = image.shape[:2]
@@ -288,15 +370,14 @@ def _process_reference(task: _Task) -> _Outcome:
 
 
 def _finished_record(out_dir: Path, src_dir: Path, reference: str) -> dict | None:
-    """The reference's completion marker if it is valid (same source file, every listed image present)."""
-    marker = _marker_path(out_dir, reference)
-    try:
-        record = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    """The reference's completion marker if it is valid (finished, same source file, every listed
+    image present)."""
+    record = _read_marker(_marker_path(out_dir, reference))
+    if record is None or record.get("partial") or record.get("reference") != reference or "skipped" not in record:
         return None
-    if record.get("reference") != reference or record.get("source") != _source_stamp(src_dir / reference):
+    if not _same_source(record.get("source"), src_dir / reference):
         return None
-    if record["skipped"] is None and not all((out_dir / row["path"]).exists() for row in record["rows"]):
+    if not record["skipped"] and not all((out_dir / row["path"]).exists() for row in record.get("rows", [])):
         return None
     return record
 
@@ -308,7 +389,10 @@ def _check_settings(out_dir: Path, settings: Settings) -> None:
         try:
             previous = json.loads(path.read_text(encoding="utf-8"))
         except ValueError:
-            raise UserError(f"{path}: corrupt settings file; delete it only if OUT_DIR holds nothing else") from None
+            previous = None
+        if not isinstance(previous, dict):
+            raise UserError(f"{path}: corrupt settings file (expected a JSON object); delete it only if OUT_DIR "
+                            "holds nothing else")
         current = json.loads(settings.to_json())
         differing = sorted(key for key in set(previous) | set(current) if previous.get(key) != current.get(key))
         if differing:
@@ -323,7 +407,7 @@ def _check_settings(out_dir: Path, settings: Settings) -> None:
 def _resolve_distortions(distortion_names: Iterable[str] | None) -> tuple[str, ...]:
     import distortions
 
-    names = distortions.names() if distortion_names is None else list(dict.fromkeys(distortion_names))
+    names = distortions.names(composed=False) if distortion_names is None else list(dict.fromkeys(distortion_names))
     for name in names:
         distortions.get(name)
     if not names:
@@ -401,7 +485,8 @@ def generate(
 ) -> GenerateSummary:
     """Generate the ranked dataset of every photo in ``src_dir`` into ``out_dir`` (see module doc).
 
-    ``distortion_names``: registry names (None = all registered). ``workers``: processes (spawned).
+    ``distortion_names``: registry names (None = every single type, no composed preset).
+    ``workers``: processes (spawned).
     ``shard``: (K, N) to process only part K of N; a sharded run writes ``manifest-shard-K-of-N.csv``
     and ``skipped-shard-K-of-N.csv``, joined by ``merge_shards``. ``max_side``: downscale photos so
     their long side is at most this many pixels. ``image_format``: png (default, lossless), bmp or
@@ -422,25 +507,31 @@ def generate(
     index, count = parse_shard(f"{shard[0]}/{shard[1]}")
     if src.exists() and out.exists() and src.resolve() == out.resolve():
         raise UserError(f"OUT_DIR {out} is SRC_DIR; choose another output folder")
-    references = find_images(src, exclude=out)
+    references, unlisted = scan_images(src, exclude=out)
     if not references:
-        raise UserError(f"SRC_DIR {src}: no image files ({', '.join(IMAGE_EXTENSIONS)}) found")
+        found = f" ({len(unlisted)} sub-folder(s) not read, e.g. {unlisted[0][0]}: {unlisted[0][1]})" if unlisted else ""
+        raise UserError(f"SRC_DIR {src}: no image files ({', '.join(IMAGE_EXTENSIONS)}) found{found}")
     settings = Settings(int(seed), _resolve_distortions(distortion_names), max_side, image_format, int(max_pixels))
     if image_format == "jpg":
         log(f"Warning: --format jpg re-encodes every image (lossy, quality {JPEG_QUALITY}); "
             "JPEG artefacts mix with the distortion levels. Use png for a lossless dataset.")
-    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, None if count == 1 else (index, count), label="OUT_DIR"):
+        return _generate_locked(src, out, settings, (index, count), references, unlisted, workers, progress, log, started)
+
+
+def _generate_locked(src: Path, out: Path, settings: Settings, shard: tuple[int, int], references: list[str],
+                     unlisted: list[tuple[str, str]], workers: int, progress: bool, log: Log,
+                     started: float) -> GenerateSummary:
+    """``generate`` once OUT_DIR's lock is held: resume check, tasks, manifest and skipped list.
+    Folders of SRC_DIR that could not be read (``unlisted``) are listed in shard 1's skipped file."""
+    index, count = shard
     suffix = "" if count == 1 else f"-shard-{index}-of-{count}"
     for stem in (f"manifest{suffix}", f"skipped{suffix}"):
         _remove_temp_files(out, stem)
     _check_settings(out, settings)
     mine = shard_references(references, (index, count))
     records = {ref: _finished_record(out, src, ref) for ref in mine}
-    tasks = [
-        _Task(str(src / ref), str(out), ref, settings, reuse_existing=not _marker_path(out, ref).exists())
-        for ref, record in records.items()
-        if record is None
-    ]
+    tasks = [_Task(str(src / ref), str(out), ref, settings) for ref, record in records.items() if record is None]
     outcomes = _run_tasks(tasks, workers, progress, log)
     records.update({outcome.reference: _finished_record(out, src, outcome.reference) for outcome in outcomes})
     rows = sorted((row for record in records.values() if record and not record["skipped"] for row in record["rows"]),
@@ -448,6 +539,8 @@ def generate(
     skipped = sorted([(ref, record["skipped"]) for ref, record in records.items() if record and record["skipped"]]
                      + [(outcome.reference, f"error: {outcome.error}") for outcome in outcomes if outcome.error])
     usable = len(mine) - len(skipped)
+    if index == 1:
+        skipped = sorted(skipped + [(f"{folder}/", reason) for folder, reason in unlisted])
     skipped_csv = out / f"skipped{suffix}.csv"
     write_text_atomic(skipped_csv, _csv_text(SKIPPED_COLUMNS, (dict(path=p, reason=r) for p, r in skipped)))
     if count == 1 and usable == 0:
@@ -463,11 +556,17 @@ def generate(
 
 def merge_shards(out_dir: str | os.PathLike) -> GenerateSummary:
     """Join ``manifest-shard-K-of-N.csv`` (K = 1..N, all present) into ``manifest.csv`` and
-    ``skipped.csv``, identical to what a single unsharded run writes."""
+    ``skipped.csv``, identical to what a single unsharded run writes. Refused while a shard still
+    runs in ``out_dir`` on this machine (or any machine, where the file system supports locks)."""
     started = time.perf_counter()
     out = Path(out_dir)
     if not out.is_dir():
         raise UserError(f"--merge {out}: folder not found")
+    with folder_lock(out, label="--merge"):  # no shard may still be writing
+        return _merge_locked(out, started)
+
+
+def _merge_locked(out: Path, started: float) -> GenerateSummary:
     shards = {}
     for path in out.iterdir():
         match = _SHARD_MANIFEST.match(path.name)

@@ -57,13 +57,14 @@ def batch_ranking_loss(
     reference_ids: torch.Tensor,
     distortion_ids: torch.Tensor,
     levels: torch.Tensor,
-    margin: float = 1.0,
+    margin: float | torch.Tensor = 1.0,
     cross_reference: bool = False,
 ) -> torch.Tensor:
     """All-pairs hinge over one forward pass: mean over valid pairs of ``max(0, margin - (s_i - s_j))``.
 
     ``scores``, ``reference_ids``, ``distortion_ids``, ``levels``: (N,) tensors, one entry per image.
-    Valid pairs (i, j) come from ``ranking_pair_mask``. Normalised by the number of valid pairs
+    Valid pairs (i, j) come from ``ranking_pair_mask``. ``margin`` is a float or an (N, N) tensor of
+    per-pair margins (see ``target_margins``). Normalised by the number of valid pairs
     (the original Caffe layer divided by the number of images instead); a batch without any valid
     pair gives 0 (still connected to the graph).
     """
@@ -193,3 +194,63 @@ class TripletLoss(nn.Module):
 
     def forward(self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
         return triplet_loss(anchor, positive, negative, self.margin)
+
+
+# z such that a normal difference of z standard deviations keeps its sign with probability 0.75
+TARGET_NOISE_Z = 0.674
+
+
+def target_pair_mask(targets: torch.Tensor, noise: torch.Tensor, set_ids: torch.Tensor,
+                     z: float = TARGET_NOISE_Z) -> torch.Tensor:
+    """(N, N) bool: ``mask[i, j]`` when image i's human target is above image j's by more than the
+    targets' noise, and the two images come from different sets.
+
+    ``targets``: (N,) MOS targets (NaN = no target); ``noise``: (N,) their standard deviation over
+    photos. A pair counts when ``t_i - t_j > z * sqrt(sd_i**2 + sd_j**2)``: with normal errors its
+    order is then right with probability >= 0.75 (``z = 0.674``).
+    """
+    known = torch.isfinite(targets)
+    t = torch.where(known, targets, torch.zeros_like(targets))
+    sd = torch.where(known, noise, torch.zeros_like(noise))
+    threshold = z * torch.sqrt(sd[:, None] ** 2 + sd[None, :] ** 2)
+    different_set = set_ids[:, None] != set_ids[None, :]
+    return known[:, None] & known[None, :] & different_set & (t[:, None] - t[None, :] > threshold)
+
+
+def target_margins(targets: torch.Tensor, margin: float, scale: float, floor: float) -> torch.Tensor:
+    """(N, N) per-pair margins for within-set ranking with human targets: ``scale * (t_i - t_j)``
+    where both images have a target, at least ``floor`` (a level step people barely see still has to
+    be ordered, with a small margin); ``margin`` where either has none.
+
+    With a uniform margin, every level step of every type is pushed equally far apart, which fights
+    the human scale (darken levels 1-3 differ by 0.4 MOS, blur levels 1-3 by 2.5).
+    """
+    known = torch.isfinite(targets)
+    t = torch.where(known, targets, torch.zeros_like(targets))
+    scaled = (scale * (t[:, None] - t[None, :])).clamp(min=floor)
+    return torch.where(known[:, None] & known[None, :], scaled, torch.full_like(scaled, margin))
+
+
+def target_ranking_loss(scores: torch.Tensor, targets: torch.Tensor, noise: torch.Tensor, set_ids: torch.Tensor,
+                        scale: float = 1.0, z: float = TARGET_NOISE_Z) -> torch.Tensor:
+    """Cross-set ranking by human targets, with a margin that grows with the target difference.
+
+    Mean over the pairs of ``target_pair_mask`` of ``max(0, scale * (t_i - t_j) - (s_i - s_j))``:
+    an image people rate 1 MOS point higher must score at least ``scale`` higher. 0 (still on the
+    graph) when no pair qualifies.
+    """
+    mask = target_pair_mask(targets, noise, set_ids, z)
+    t = torch.where(torch.isfinite(targets), targets, torch.zeros_like(targets)).to(scores.dtype)
+    hinge = F.relu(scale * (t[:, None] - t[None, :]) - (scores[:, None] - scores[None, :]))
+    return (hinge * mask).sum() / mask.sum().clamp(min=1)
+
+
+def target_regression_loss(scores: torch.Tensor, targets: torch.Tensor, scale: float = 1.0,
+                           centre: float = 3.0) -> torch.Tensor:
+    """Smooth-L1 regression of the score onto ``scale * (target - centre)`` for images with a target
+    (MOS 3, the middle of KADID's scale, maps to score 0). 0 when no image has a target."""
+    known = torch.isfinite(targets)
+    if not bool(known.any()):
+        return scores.sum() * 0.0
+    goal = scale * (targets[known].to(scores.dtype) - centre)
+    return F.smooth_l1_loss(scores[known], goal)

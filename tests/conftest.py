@@ -1,13 +1,47 @@
-"""Shared fixtures: seeded synthetic images and the optional shared data folder."""
+"""Shared fixtures: seeded synthetic images and the optional shared data folder.
+
+Tests that need the project's shared development data (``../shared/data``, not shipped) get it
+ONLY through ``require_shared`` (or the ``shared_data`` fixture, which calls it). Without the folder
+they skip with a reason, except when ``RANKIQA_REQUIRE_SHARED=1`` (set by ``.ci/run``): then the
+``pytest_runtest_makereport`` hook below turns that skip into a failure, so CI can never go green
+while silently losing the tests that read real label files.
+"""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+pytest_plugins = ["pytester"]  # tests/test_conftest.py checks the hook below in a child pytest
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+REQUIRE_SHARED_ENV = "RANKIQA_REQUIRE_SHARED"
+SHARED_SKIP_PREFIX = "needs the shared development data:"
+
+
+def require_shared(*parts: str) -> Path:
+    """``SHARED_DATA / parts``; skips the calling test (a failure under ``RANKIQA_REQUIRE_SHARED=1``)
+    when it does not exist."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{SHARED_SKIP_PREFIX} {path} not found (not shipped; {REQUIRE_SHARED_ENV}=1 makes this a failure)")
+    return path
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under ``RANKIQA_REQUIRE_SHARED=1`` a skip raised by ``require_shared`` is reported as a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.skipped or os.environ.get(REQUIRE_SHARED_ENV) != "1" or call.excinfo is None:
+        return
+    reason = str(call.excinfo.value)
+    if SHARED_SKIP_PREFIX in reason:
+        report.outcome = "failed"
+        report.longrepr = f"{REQUIRE_SHARED_ENV}=1 but the test could not run: {reason}"
 
 
 @pytest.fixture
@@ -26,22 +60,48 @@ def small_image(rng) -> np.ndarray:
 
 @pytest.fixture
 def shared_data() -> Path:
-    """The project's shared development data; tests using it skip with a reason when it is absent."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data folder not found at {SHARED_DATA} (development data, not shipped)")
-    return SHARED_DATA
+    """The project's shared development data folder (see ``require_shared``)."""
+    return require_shared()
 
 
 @pytest.fixture
-def tiny_checkpoint(tmp_path) -> Path:
-    """A checkpoint of the seeded untrained ``tiny`` model (for fast CLI and report tests)."""
+def tiny_module():
+    """The seeded untrained ``tiny`` backbone model, in eval mode."""
     import torch
 
-    from rankiqa.checkpoint import save_checkpoint
     from rankiqa.models import create_model
 
     torch.manual_seed(0)
-    model = create_model("tiny")
+    return create_model("tiny").eval()
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path, tiny_module) -> Path:
+    """``tiny_module`` saved as a rankiqa checkpoint (``tmp_path/tiny.pt``)."""
+    from rankiqa.checkpoint import save_checkpoint
+
     path = tmp_path / "tiny.pt"
-    save_checkpoint(path, {"model_config": model.config, "model_state": model.state_dict()})
+    save_checkpoint(path, {"model_config": tiny_module.config, "model_state": tiny_module.state_dict()})
     return path
+
+
+DROP_FILE_CAPABILITIES = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--")
+
+
+@pytest.fixture(scope="session")
+def unprivileged():
+    """A function turning a command into one that file permissions apply to: unchanged for a normal
+    user; for root, prefixed with ``setpriv`` dropping CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH
+    (the test skips, with the reason, where that is impossible)."""
+    import os
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0:
+        return lambda command: list(command)
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root and setpriv is missing: file permissions cannot be enforced")
+    probe = subprocess.run([*DROP_FILE_CAPABILITIES, "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"running as root and setpriv cannot drop the file capabilities: {probe.stderr.strip()}")
+    return lambda command: [*DROP_FILE_CAPABILITIES, *command]

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from conftest import require_shared
 from iqa_fixtures import build_noise_database, build_tid2013, png_writer
 from rankiqa import metrics
 from rankiqa.benchmark import run_benchmark, summarise, to_markdown
@@ -18,11 +19,7 @@ SCORING = ["--patches", "3", "--patch-size", "32", "--workers", "0", "--device",
 @pytest.fixture(scope="module")
 def tid_root(tmp_path_factory):
     """TID2013 (real label file, real layout) restricted to 6 references x 3 types: 90 tiny images."""
-    from conftest import SHARED_DATA
-
-    labels = SHARED_DATA / "labels"
-    if not labels.is_dir():
-        pytest.skip(f"real label files not found at {labels} (development data, not shipped)")
+    labels = require_shared("labels")
     root = tmp_path_factory.mktemp("tid2013")
     build_tid2013(labels, root, png_writer(40), keep=lambda ref, kind: ref <= 6 and kind in (1, 8, 10))
     return root
@@ -177,3 +174,17 @@ def test_prediction_cache_keys_on_file_stamp_and_never_keeps_failures(tmp_path, 
     np.testing.assert_array_equal(second[1:3], first[1:3])
     assert np.isfinite(second).all() and second[0] != first[0]
     assert len(pd.read_csv(cache)) == 4  # one entry per file: the edited file's entry was replaced
+
+
+def test_zero_shot_with_nothing_scorable_fails_with_one_line(tmp_path, capsys):
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_bytes(b"not an image")
+    (tmp_path / "db.csv").write_text("path,mos\na.png,1\nb.png,2\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["benchmark", "--database", "csv", "--root", str(tmp_path / "db.csv"), "--model", "tiny", *SCORING[:4],
+              "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "Error: csv: none of the 2 test image(s) could be scored (reasons above); " \
+                                           "nothing to evaluate"
+    assert not (tmp_path / "o" / "table.md").exists()

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from conftest import require_shared
 from iqa_fixtures import BUILDERS, build_live, build_tid2013, database_root
 from rankiqa.data import list_databases, load_database, make_splits
 from rankiqa.data.databases import COLUMNS, DATABASES
@@ -28,12 +29,7 @@ EXPECTED = {
 
 @pytest.fixture(scope="module")
 def labels():
-    from conftest import SHARED_DATA
-
-    folder = SHARED_DATA / "labels"
-    if not folder.is_dir():
-        pytest.skip(f"real label files not found at {folder} (development data, not shipped)")
-    return folder
+    return require_shared("labels")
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +198,22 @@ def test_split_argument_errors():
         make_splits(df, n=1)
     with pytest.raises(ValueError, match="train must be"):
         make_splits(df, train=1.2)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("path,mos\n", r"no images listed \(only a header\)"),
+    ("", "not a readable CSV file"),
+    ("path,mos\na.png,1\nb.png,2\n./a.png,3\n", r"1 image\(s\) listed more than once, e.g. .*a.png in rows 2, 4"),
+    ("path,mos\na.png,1\nb.png,abc\n", "mos 'abc' in row 3 is not a finite number"),
+    ("path,mos\na.png,1\nb.png,inf\n", "mos 'inf' in row 3 is not a finite number"),
+    ("path,mos\na.png,1\nb.png,\n", "empty path or mos in row 3"),
+    ("path,score\na.png,1\n", "missing column"),
+    ("path,mos\na.png,1\nmissing.png,2\n", "1 of 2 images listed in .* are missing"),
+])
+def test_bad_csv_databases_are_one_line_errors(tmp_path, text, message):
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "db.csv").write_text(text)
+    with pytest.raises(UserError, match=message) as exc:
+        load_database("csv", tmp_path / "db.csv")
+    assert "\n" not in str(exc.value) and "db.csv" in str(exc.value)

@@ -13,7 +13,7 @@ from distortions.transmission import BASE_QUALITY
 
 NAMES = distortions.names()
 LEVELS = range(1, distortions.NUM_LEVELS + 1)
-FAMILIES = {"blur", "color", "compression", "noise", "brightness", "spatial", "sharpness_contrast", "transmission"}
+FAMILIES = {"blur", "color", "compression", "noise", "brightness", "spatial", "sharpness_contrast", "transmission", "composed"}
 KADID_TYPES = 25
 
 

@@ -88,6 +88,10 @@ def test_manifest_columns_counts_and_rebuild(src, tmp_path):
     assert summary.references == 4 and summary.skipped == 0
     pristine = manifest[manifest.level == 0]
     assert sorted(pristine.reference) == references and set(pristine.distortion) == {""}
+    # documented row order: (reference, distortion, level), pristine ("" distortion) first
+    expected_order = [(ref, name, level) for ref in references
+                      for name, level in [("", 0), *[(t, k) for t in sorted(TYPES) for k in range(1, 6)]]]
+    assert list(zip(manifest.reference, manifest.distortion, manifest.level)) == expected_order
     for (reference, name), group in manifest[manifest.level > 0].groupby(["reference", "distortion"]):
         assert list(group.level) == [1, 2, 3, 4, 5]
         assert set(group.seed) == {str(distortion_seed(7, reference, name))}
@@ -133,7 +137,7 @@ def test_resume_redoes_a_partial_reference_and_removes_temp_files(src, tmp_path)
             marker.unlink()
     (partial / "manifest.csv").unlink()
     summary = run(src, partial)
-    assert summary.images_written == 5  # the one incomplete set of 5 levels
+    assert summary.images_written == 11  # images without a marker cannot be tied to their source: all redone
     assert tree(partial) == tree(clean)
     assert run(src, partial).images_written == 0
 
@@ -162,6 +166,14 @@ def test_changed_options_are_refused(src, tmp_path):
     run(src, tmp_path / "out", seed=1)
     with pytest.raises(UserError, match="seed"):
         run(src, tmp_path / "out", seed=2)
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", "{not json", "null"])
+def test_a_settings_file_that_is_no_json_object_is_a_user_error(src, tmp_path, content):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "generate.json").write_text(content)
+    with pytest.raises(UserError, match=r"generate.json: corrupt settings file \(expected a JSON object\)"):
+        run(src, tmp_path / "out")
 
 
 def test_shards_merge_into_the_single_run(src, tmp_path):
@@ -302,3 +314,19 @@ def test_cli_jpg_warns_and_shards_merge(src, tmp_path, capsys):
     manifest = pd.read_csv(out / "manifest.csv", keep_default_na=False)
     assert len(manifest) == 4 * 6 and manifest.path.str.endswith(".jpg").all()
     assert set(manifest.width.where(manifest.width > manifest.height, manifest.height)) == {80}
+
+
+def test_cli_generates_a_composed_preset_by_name(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    make_photos(src, 2)
+    run(src, tmp_path / "default", distortion_names=None)  # the default ("all") is the single types only
+    default = pd.read_csv(tmp_path / "default" / "manifest.csv", keep_default_na=False)
+    assert set(default.distortion) == {"", *distortions.names(composed=False)}
+    main(["generate", str(src), str(out), "--distortions", "blur_jpeg", "--seed", "3", "--quiet"])
+    manifest = pd.read_csv(out / "manifest.csv", keep_default_na=False, dtype={"seed": str})
+    assert len(manifest) == 2 * 6 and set(manifest.distortion) == {"", "blur_jpeg"}
+    for row in manifest[manifest.level > 0].itertuples():
+        source = np.asarray(Image.open(src / row.reference).convert("RGB"))
+        blurred = distortions.apply(source, "gaussian_blur", row.level)
+        expected = distortions.apply(blurred, "jpeg", row.level)  # blur then JPEG, both at the row's level
+        assert np.array_equal(np.asarray(Image.open(out / row.path)), expected), row.path

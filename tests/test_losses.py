@@ -173,3 +173,42 @@ def test_ranked_objectives_are_finite_and_differentiable(generator, objective):
     loss = objective(set_scores, torch.arange(6).repeat(4, 1), margin=1.0)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(set_scores.grad).all() and set_scores.grad.abs().sum() > 0
+
+
+def test_default_margin_is_1_and_pairs_stay_within_a_reference():
+    better, worse = torch.tensor([0.5, 3.0]), torch.tensor([0.0, 0.0])
+    # margin 1: max(0, 1 - 0.5) = 0.5 and max(0, 1 - 3) = 0 -> mean 0.25
+    assert pairwise_ranking_loss(better, worse).item() == pytest.approx(0.25)
+    assert PairwiseRankingLoss()(better, worse).item() == pytest.approx(0.25)
+    # two references, one distortion, levels 0 and 1 each; scores equal: only the 2 within-reference pairs count
+    ref, dist, lev = torch.tensor([0, 0, 1, 1]), torch.zeros(4, dtype=torch.long), torch.tensor([0, 1, 0, 1])
+    scores = torch.tensor([0.0, -0.25, 5.0, 4.75])
+    # within references: each pair is 0.25 apart -> max(0, 1 - 0.25) = 0.75; across references, pair (2, 1)
+    # would add max(0, 1 - 5.25) = 0 and pair (0, 3) max(0, 1 + 4.75) = 5.75
+    assert batch_ranking_loss(scores, ref, dist, lev).item() == pytest.approx(0.75)
+    assert BatchRankingLoss()(scores, ref, dist, lev).item() == pytest.approx(0.75)
+    assert BatchRankingLoss(cross_reference=True)(scores, ref, dist, lev).item() == pytest.approx((0.75 * 2 + 0 + 5.75) / 4)
+    a, b = torch.zeros(2), torch.tensor([0.5, 2.0])
+    # dissimilar, margin 1: 0.5 * (1 - 0.5)^2 = 0.125 and 0 -> mean 0.0625
+    assert contrastive_loss(a, b, torch.tensor([False, False])).item() == pytest.approx(0.0625)
+    assert ContrastiveLoss()(a, b, torch.tensor([False, False])).item() == pytest.approx(0.0625)
+    # triplet, margin 1: |0 - 0.5| - |0 - 1| + 1 = 0.5
+    assert triplet_loss(torch.zeros(1), torch.tensor([0.5]), torch.tensor([1.0])).item() == pytest.approx(0.5)
+    assert TripletLoss()(torch.zeros(1), torch.tensor([0.5]), torch.tensor([1.0])).item() == pytest.approx(0.5)
+
+
+def test_small_distances_between_embeddings_are_exact():
+    # distances below 1 (squared 0.36 and 0.09): 0.5 * 0.36 for the similar pair, 0.5 * (1 - 0.3)^2 for the other
+    a = torch.zeros(2, 2, dtype=torch.float64)
+    b = torch.tensor([[0.36, 0.48], [0.18, 0.24]], dtype=torch.float64)  # |b| = 0.6 and 0.3
+    got = contrastive_loss(a, b, torch.tensor([True, False]), margin=1.0)
+    assert got.item() == pytest.approx((0.5 * 0.36 + 0.5 * 0.49) / 2, rel=1e-12)
+    # triplet in 2-D: d(a, p) = 0.3, d(a, n) = 0.6, margin 0.1 -> max(0, 0.3 - 0.6 + 0.1) = 0; margin 0.5 -> 0.2
+    assert triplet_loss(a[:1], b[1:], b[:1], margin=0.5).item() == pytest.approx(0.2, rel=1e-12)
+
+
+def test_a_batch_with_a_single_valid_pair_is_not_averaged_with_anything():
+    # one reference, one distortion, levels 0 and 1: exactly one pair, hinge max(0, 1 - (0.2 - 0)) = 0.8
+    ones = torch.zeros(2, dtype=torch.long)
+    loss = batch_ranking_loss(torch.tensor([0.2, 0.0]), ones, ones, torch.tensor([0, 1]), margin=1.0)
+    assert loss.item() == pytest.approx(0.8)

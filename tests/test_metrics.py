@@ -3,7 +3,7 @@ import warnings
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import optimize, stats
 
 from rankiqa import metrics
 
@@ -32,30 +32,89 @@ def test_many_ties_match_scipy(rng):
 
 def test_hand_computed_cases():
     # One swapped pair out of 3: tau = (2 - 1) / 3; rho = 1 - 6 * (1 + 1) / (3 * 8).
-    assert metrics.krcc([1, 3, 2], [1, 2, 3]) == pytest.approx(1 / 3)
-    assert metrics.srcc([1, 3, 2], [1, 2, 3]) == pytest.approx(0.5)
-    assert metrics.plcc([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
-    assert metrics.srcc([3, 2, 1], [1, 2, 3]) == pytest.approx(-1.0)
+    assert metrics.krcc([1, 3, 2], [1, 2, 3]) == pytest.approx(1 / 3, abs=1e-15)
+    assert metrics.srcc([1, 3, 2], [1, 2, 3]) == pytest.approx(0.5, abs=1e-15)
+    assert metrics.plcc([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0, abs=1e-15)
+    assert metrics.srcc([3, 2, 1], [1, 2, 3]) == pytest.approx(-1.0, abs=1e-15)
+
+
+def test_hand_computed_five_items_three_discordant_pairs():
+    pred, mos = [3, 1, 2, 5, 4], [1, 2, 3, 4, 5]
+    # pairs (i<j) discordant: (1,2) 3>1, (1,3) 3>2, (4,5) 5>4; the other 7 of 10 concordant:
+    # tau = (7 - 3) / 10
+    assert metrics.krcc(pred, mos) == pytest.approx(0.4, abs=1e-15)
+    # rank differences d = (2, -1, -1, 1, -1), sum d^2 = 8: rho = 1 - 6 * 8 / (5 * (25 - 1)) = 0.6
+    assert metrics.srcc(pred, mos) == pytest.approx(0.6, abs=1e-15)
+    # the values are their own ranks, so Pearson equals Spearman here
+    assert metrics.plcc(pred, mos) == pytest.approx(0.6, abs=1e-15)
+    # a positive affine map of pred changes none of the three; a negation flips every sign
+    assert metrics.plcc([10 + 2 * p for p in pred], mos) == pytest.approx(0.6, abs=1e-15)
+    assert metrics.krcc([-p for p in pred], mos) == pytest.approx(-0.4, abs=1e-15)
+
+
+def test_hand_computed_case_with_a_tie():
+    pred, mos = [1, 2, 2, 4], [1, 3, 2, 4]
+    # PLCC: deviations from the means (2.25, 2.5): pred (-1.25, -0.25, -0.25, 1.75), mos (-1.5, 0.5, -0.5, 1.5);
+    # sum of products 4.5, sums of squares 4.75 and 5: r = 4.5 / sqrt(4.75 * 5)
+    assert metrics.plcc(pred, mos) == pytest.approx(4.5 / np.sqrt(23.75), abs=1e-15)
+    # SRCC: average ranks pred (1, 2.5, 2.5, 4), mos (1, 3, 2, 4); deviations from 2.5:
+    # (-1.5, 0, 0, 1.5) and (-1.5, 0.5, -0.5, 1.5): 4.5 / sqrt(4.5 * 5) = 3 / sqrt(10)
+    assert metrics.srcc(pred, mos) == pytest.approx(3 / np.sqrt(10), abs=1e-15)
+    # tau-b: 5 concordant, 0 discordant, 1 pair tied in pred only (items 2, 3), none in mos:
+    # (5 - 0) / sqrt((6 - 1) * (6 - 0))
+    assert metrics.krcc(pred, mos) == pytest.approx(5 / np.sqrt(30), abs=1e-15)
+
+
+def vqeg_logistic(x, b1, b2, b3, b4, b5):
+    """VQEG FR-TV Phase II (2003) 5-parameter logistic, written out independently of rankiqa:
+    Q(x) = b1 * (1/2 - 1 / (1 + exp(b2 * (x - b3)))) + b4 * x + b5."""
+    return b1 * (0.5 - 1.0 / (1.0 + np.exp(b2 * (x - b3)))) + b4 * x + b5
+
+
+def four_parameter_logistic(x, b1, b2, b3, b4):
+    """Q(x) = (b1 - b2) / (1 + exp(-(x - b3) / |b4|)) + b2: b1, b2 the upper and lower asymptotes."""
+    return (b1 - b2) / (1.0 + np.exp(-(x - b3) / abs(b4))) + b2
+
+
+def test_logistic_formulas_equal_the_hand_written_ones(rng):
+    x = rng.uniform(20, 80, 50)  # not centred on zero: (x - b3) and (x + b3) differ a lot here
+    for params in [(4.0, 0.15, 50.0, 0.01, 3.0), (-2.0, 0.4, 35.0, -0.02, 60.0)]:
+        np.testing.assert_allclose(metrics.logistic5(x, *params), vqeg_logistic(x, *params), rtol=1e-13, atol=1e-13)
+    for params in [(5.0, 1.0, 48.0, 6.0), (1.0, 5.0, 60.0, -3.0)]:
+        np.testing.assert_allclose(metrics.logistic4(x, *params), four_parameter_logistic(x, *params), rtol=1e-13, atol=1e-13)
 
 
 def test_logistic_fit_recovers_a_known_logistic(rng):
-    x = rng.uniform(-3, 3, 400)
-    truth = (4.0, 2.0, 0.5, 0.1, 3.0)
-    mos = metrics.logistic5(x, *truth) + rng.normal(0, 0.02, x.size)
+    # Predictions on a scale like a model's raw output (20..80, centre 50), MOS on 1..5 plus noise.
+    x = rng.uniform(20, 80, 400)
+    truth = (4.0, 0.15, 50.0, 0.01, 3.0)
+    noise_sd = 0.02
+    mos = vqeg_logistic(x, *truth) + rng.normal(0, noise_sd, x.size)
     fit = metrics.fit_logistic(x, mos)
     assert fit.converged
-    np.testing.assert_allclose(fit.params, truth, rtol=0.05, atol=0.02)
-    assert metrics.plcc_logistic(x, mos) > 0.999 > metrics.plcc(x, mos)
-    assert metrics.rmse_logistic(x, mos) == pytest.approx(0.02, rel=0.2)
+    # Independent least-squares fit of the hand-written formula from the true parameters: both must
+    # reach the same minimum (agreement limited by the solvers' relative tolerance, 1.49e-8).
+    independent, covariance = optimize.curve_fit(vqeg_logistic, x, mos, p0=truth)
+    np.testing.assert_allclose(fit(x), vqeg_logistic(x, *independent), rtol=0, atol=1e-6)
+    # The truth lies within 5 standard errors of the fitted parameters (standard errors from the fit).
+    assert np.all(np.abs(np.array(fit.params) - truth) <= 5 * np.sqrt(np.diag(covariance)))
+    # The residual RMSE estimates the noise sd: relative standard error 1/sqrt(2 (n - 5)) = 3.6 %, 5 SE = 18 %
+    assert metrics.rmse_logistic(x, mos) == pytest.approx(noise_sd, rel=5 / np.sqrt(2 * (x.size - 5)))
+    mapped = vqeg_logistic(x, *independent)
+    assert metrics.plcc_logistic(x, mos) == pytest.approx(stats.pearsonr(mapped, mos).statistic, abs=1e-9)
+    assert metrics.plcc_logistic(x, mos) > metrics.plcc(x, mos)
 
 
 def test_four_parameter_fit_and_decreasing_relation(rng):
     x = rng.uniform(0, 10, 300)
-    mos = metrics.logistic4(x, 1.0, 5.0, 5.0, 1.2) + rng.normal(0, 0.03, x.size)  # decreasing in x
+    truth = (1.0, 5.0, 5.0, 1.2)
+    mos = four_parameter_logistic(x, *truth) + rng.normal(0, 0.03, x.size)  # decreasing in x
     fit = metrics.fit_logistic(x, mos, n_params=4)
     assert fit.converged
-    np.testing.assert_allclose(fit.params[:3], (1.0, 5.0, 5.0), atol=0.1)
-    assert metrics.rmse_logistic(x, mos, n_params=4) == pytest.approx(0.03, rel=0.2)
+    independent, covariance = optimize.curve_fit(four_parameter_logistic, x, mos, p0=truth)
+    np.testing.assert_allclose(fit(x), four_parameter_logistic(x, *independent), rtol=0, atol=1e-6)
+    assert np.all(np.abs(np.abs(fit.params) - truth) <= 5 * np.sqrt(np.diag(covariance)))
+    assert metrics.rmse_logistic(x, mos, n_params=4) == pytest.approx(0.03, rel=5 / np.sqrt(2 * (x.size - 4)))
     assert metrics.plcc_logistic(x, mos, n_params=4) < -0.99  # decreasing in x: negative, like raw PLCC
 
 
@@ -120,3 +179,68 @@ def test_all_metrics_on_few_items_leaves_logistic_nan():
     table = metrics.all_metrics([1, 3, 2, 4], [1, 2, 3, 4])
     assert table["SRCC"] == pytest.approx(0.8)
     assert np.isnan(table["PLCC_logistic"]) and np.isnan(table["RMSE_logistic"])
+
+
+def test_fit_starts_from_the_documented_initial_values_and_evaluation_budget(monkeypatch, rng):
+    x = rng.uniform(20, 80, 60)
+    mos = vqeg_logistic(x, 4.0, 0.15, 50.0, 0.01, 3.0) + rng.normal(0, 0.05, x.size)
+    calls = []
+    real = optimize.curve_fit
+
+    def recording(function, xdata, ydata, p0=None, **kwargs):
+        calls.append((np.array(p0, dtype=float), kwargs))
+        return real(function, xdata, ydata, p0=p0, **kwargs)
+
+    monkeypatch.setattr(metrics.optimize, "curve_fit", recording)
+    # fit_logistic's docstring: b1 = +-(max - min of mos), b2 = 1/std(pred), b3 = mean(pred), b4 = 0, b5 = mean(mos)
+    for sign in (1, -1):
+        metrics.fit_logistic(sign * x, mos)
+        p0, kwargs = calls.pop()
+        expected = [sign * (mos.max() - mos.min()), 1 / np.std(x), sign * np.mean(x), 0.0, np.mean(mos)]
+        np.testing.assert_allclose(p0, expected, rtol=1e-12, atol=1e-12)
+        assert kwargs["maxfev"] == 2000
+    # 4 parameters: b1, b2 = max, min of mos (swapped for a negative correlation), b3 = mean, b4 = std of pred
+    metrics.fit_logistic(x, mos, n_params=4)
+    np.testing.assert_allclose(calls.pop()[0], [mos.max(), mos.min(), np.mean(x), np.std(x)], rtol=1e-12)
+    metrics.fit_logistic(-x, mos, n_params=4)
+    np.testing.assert_allclose(calls.pop()[0], [mos.min(), mos.max(), -np.mean(x), np.std(x)], rtol=1e-12)
+
+
+def test_a_logistic_fit_worse_than_the_line_falls_back(monkeypatch, rng):
+    pred = rng.uniform(0, 10, 50)
+    mos = 0.5 * pred + 1 + rng.normal(0, 1.0, pred.size)
+    slope, intercept = np.polyfit(pred, mos, 1)
+    linear_sse = np.sum((slope * pred + intercept - mos) ** 2)
+    # a "logistic" that is the line shifted down by delta: SSE = linear SSE + n delta^2 = 1.5 x linear SSE
+    # (its residuals sum to -n delta < 0: only a SUM OF SQUARES shows it is worse)
+    delta = np.sqrt(0.5 * linear_sse / pred.size)
+    monkeypatch.setattr(metrics.optimize, "curve_fit",
+                        lambda *args, **kwargs: (np.array([0.0, 1.0, 0.0, slope, intercept - delta]), None))
+    with pytest.warns(RuntimeWarning, match="worse than a straight line"):
+        fit = metrics.fit_logistic(pred, mos)
+    assert not fit.converged and fit.params == pytest.approx((slope, intercept), rel=1e-12)
+    # non-finite mapped values (here from an infinite slope) also fall back, although their SSE is NaN
+    monkeypatch.setattr(metrics.optimize, "curve_fit",
+                        lambda *args, **kwargs: (np.array([0.0, 1.0, 0.0, np.inf, 0.0]), None))
+    with pytest.warns(RuntimeWarning, match="worse than a straight line"):
+        assert not metrics.fit_logistic(pred, mos).converged
+    # exactly as good as the line: the logistic is kept
+    monkeypatch.setattr(metrics.optimize, "curve_fit",
+                        lambda *args, **kwargs: (np.array([0.0, 1.0, 0.0, slope, intercept]), None))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert metrics.fit_logistic(pred, mos).converged
+
+
+def test_a_collapsed_mapping_gives_nan(monkeypatch):
+    constant = metrics.LogisticFit(5, (0.0, 2.0), converged=False)  # linear map with slope 0
+    monkeypatch.setattr(metrics, "fit_logistic", lambda *args, **kwargs: constant)
+    assert np.isnan(metrics.plcc_logistic([1, 2, 3, 4, 5, 6], [1, 3, 2, 5, 4, 6]))
+
+
+def test_all_metrics_needs_n_params_plus_one_items_for_the_logistic():
+    five = metrics.all_metrics([1, 3, 2, 5, 4], [1, 2, 3, 4, 5])  # 5 items, 5 parameters: no fit
+    assert five["KRCC"] == pytest.approx(0.6, abs=1e-15)  # 8 concordant, 2 discordant of 10
+    assert np.isnan(five["PLCC_logistic"]) and np.isnan(five["RMSE_logistic"])
+    four = metrics.all_metrics([1, 3, 2, 5, 4], [1, 2, 3, 4, 5], n_params=4)  # 5 items, 4 parameters: fitted
+    assert np.isfinite(four["PLCC_logistic"]) and np.isfinite(four["RMSE_logistic"])

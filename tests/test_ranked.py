@@ -168,3 +168,15 @@ def test_split_references_holds_out_whole_references():
     assert split_references(["a", "b"], 0.0, seed=0) == (["a", "b"], [])
     with pytest.raises(ValueError, match="val_fraction"):
         split_references(references, 1.0, seed=0)
+
+
+def test_on_the_fly_sets_of_a_composed_preset_are_ordered(folders):
+    photos, _ = folders
+    ds = RankedSets(photos, patch_size=64, seed=4, distortions=["blur_noise"])
+    assert len(ds) == len(ds.references) == 3 and ds.distortion_names == ["blur_noise"]
+    assert "blur_noise" not in RankedSets(photos, patch_size=64).distortion_names  # default: single types only
+    for index in range(len(ds)):
+        assert ds.distortion_names[ds[index]["distortion_id"]] == "blur_noise"
+        patches = as_uint8(ds[index]["images"]).astype(float)
+        errors = [np.mean((patch - patches[0]) ** 2) for patch in patches[1:]]
+        assert all(np.diff(errors) > 0) and errors[0] > 0, (index, errors)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import numpy as np
@@ -233,3 +234,93 @@ def test_config_round_trip_and_unknown_keys(tmp_path):
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     with pytest.raises(UserError, match="unknown training option"):
         TrainConfig.from_dict({**config.to_dict(), "learning_rate": 1})
+
+
+def _saved_run(tmp_path, **overrides) -> tuple[TrainConfig, dict]:
+    """A 4-step run stopped by Ctrl-C after step 2, and its last.pt payload."""
+    config = _config(tmp_path, steps=4, val_every=2, **overrides)
+    assert train(config, NoiseSets(interrupt_after=3 * 2 + 1), None, progress=False).step == 2
+    return config, load_checkpoint(tmp_path / "run" / "last.pt")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda p: p.pop("optimizer_state"), "missing 'optimizer_state'"),
+    (lambda p: p.update(step="2"), "'step' is a str, expected int"),
+    (lambda p: p.update(step=True), "'step' is a bool, expected int"),
+    (lambda p: p.update(step=99), "step 99 outside 0..4"),
+    (lambda p: p.update(rng_state=torch.zeros(5)), "'rng_state' is a \\(5,\\) torch.float32 tensor"),
+    (lambda p: p.update(rng_state=[1, 2]), "'rng_state' is a list, expected Tensor"),
+    (lambda p: p.update(model_state=[1, 2]), "'model_state' is a list, expected dict"),
+    (lambda p: p.update(metrics={"a": 1}), "'metrics' is a dict, expected list"),
+    (lambda p: p.update(metrics=[1]), "'metrics' must be a list of dicts"),
+    (lambda p: p.update(config=[1, 2]), "'config' is a list, expected dict"),
+    (lambda p: p.update(optimizer_state={}), "'optimizer_state' lacks"),
+    (lambda p: p.update(optimizer_state={"state": {}, "param_groups": [1]}), "saved state does not fit"),
+    (lambda p: p["model_state"].update({next(iter(p["model_state"])): torch.zeros(1)}), "saved state does not fit"),
+    (lambda p: p.update(loss_window="x"), "'loss_window' must be"),
+])
+def test_resume_from_a_last_pt_of_the_wrong_shape_is_a_user_error(tmp_path, change, message):
+    config, payload = _saved_run(tmp_path)
+    change(payload)
+    torch.save(payload, tmp_path / "run" / "last.pt")
+    with pytest.raises(UserError, match=rf"last.pt: .*{message}"):
+        train(dataclasses.replace(config, resume=True), NoiseSets(), None, progress=False)
+
+
+def test_resume_from_a_file_that_is_no_checkpoint_is_a_user_error(tmp_path):
+    config, _ = _saved_run(tmp_path)
+    (tmp_path / "run" / "last.pt").write_text("step,loss\n2,0.1\n")
+    with pytest.raises(UserError, match=r"last.pt: not a PyTorch checkpoint \(the file is text\)"):
+        train(dataclasses.replace(config, resume=True), NoiseSets(), None, progress=False)
+
+
+def test_resume_accepts_another_spelling_or_place_of_the_run_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()
+    config = _config(tmp_path, out="runs/base", steps=6, val_every=2, pristine="photos")
+    assert train(config, NoiseSets(interrupt_after=3 * 2 + 1), None, progress=False).step == 2
+    respelled = dataclasses.replace(config, out="./runs//base/", pristine="./photos/", resume=True)
+    assert train(respelled, NoiseSets(interrupt_after=3 * 2 + 1), None, progress=False).step == 4
+    (tmp_path / "runs" / "base").rename(tmp_path / "moved")
+    moved = dataclasses.replace(config, out=str(tmp_path / "moved"), pristine=str(tmp_path / "photos"), resume=True)
+    with pytest.raises(UserError, match="options differ from the saved run: pristine"):
+        train(dataclasses.replace(moved, pristine="other"), NoiseSets(), None, progress=False)
+    assert train(moved, NoiseSets(), None, progress=False).step == 6
+
+
+def test_ctrl_c_and_resume_log_the_same_losses_as_an_uninterrupted_run(tmp_path):
+    train(_config(tmp_path / "a"), NoiseSets(), NoiseSets(n_refs=2, seed=1), progress=False)
+    train(_config(tmp_path / "b"), NoiseSets(interrupt_after=3 * 7 + 1), NoiseSets(n_refs=2, seed=1), progress=False)
+    train(_config(tmp_path / "b", resume=True), NoiseSets(), NoiseSets(n_refs=2, seed=1), progress=False)
+
+    def losses(run):
+        return [(row["step"], row["loss"]) for row in csv.DictReader((run / "run" / "metrics.csv").open())]
+
+    # interrupted after step 7 with a row every 2 steps: the step-8 row must average steps 7 and 8
+    assert losses(tmp_path / "b") == losses(tmp_path / "a")
+
+
+def test_disk_full_during_training_names_the_file_and_keeps_last_pt(tmp_path, monkeypatch):
+    from bad_inputs import full_disk_save
+
+    config, _ = _saved_run(tmp_path)
+    before = (tmp_path / "run" / "last.pt").read_bytes()
+    monkeypatch.setattr(torch, "save", full_disk_save(room=1000))
+    with pytest.raises(UserError, match=r"run/last.pt: could not write the checkpoint: No space left on device "
+                                        r"\(the previous file is unchanged\)"):
+        train(dataclasses.replace(config, resume=True), NoiseSets(), None, progress=False)
+    assert (tmp_path / "run" / "last.pt").read_bytes() == before
+    assert not [p.name for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_disk_full_writing_metrics_names_the_file(tmp_path, monkeypatch):
+    import errno
+
+    import rankiqa.train
+
+    def full(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(rankiqa.train, "write_text_atomic", full)
+    with pytest.raises(UserError, match=r"run/config.json: could not write: No space left on device"):
+        train(_config(tmp_path, steps=2, val_every=2), NoiseSets(), None, progress=False)

@@ -12,7 +12,8 @@ from rankiqa.cli.score import model_options
               help="torchscript/onnx: input float (N,3,H,W) RGB in [0,1], output (N,) scores; "
                    "weights: model config + weights only (for --weights, e.g. rankiqa/assets/default.pt).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="File to write.")
-@click.option("--patch-size", default=224, show_default=True, help="Side of the example input used to trace the model.")
+@click.option("--patch-size", default=224, show_default=True, type=click.IntRange(min=32),
+              help="Side in pixels (>= 32) of the example input used to trace the model.")
 @click.option("--fp32", is_flag=True, help="weights format: keep float32 (default stores float16, half the size).")
 def export(model, weights, fmt, out, patch_size, fp32) -> None:
     """Export a model (higher output = better quality) for use outside rankiqa.

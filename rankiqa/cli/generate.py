@@ -8,7 +8,8 @@ import click
 @click.argument("src_dir", required=False, type=click.Path(file_okay=False))
 @click.argument("out_dir", required=False, type=click.Path(file_okay=False))
 @click.option("--distortions", "distortion_spec", default="all", show_default=True,
-              help="'all', comma-separated names, or 'family:NAME' (see `rankiqa distortions list`).")
+              help="'all' (single types; composed presets by name or family:composed), comma-separated "
+                   "names, or 'family:NAME' (see `rankiqa distortions list`).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Base seed; per-image seeds derive from it.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes.")
 @click.option("--shard", default="1/1", show_default=True, metavar="K/N",

@@ -21,7 +21,9 @@ def model_options(command):
 @click.option("--patches", default=30, show_default=True, help="Random crops per image (the paper uses 30).")
 @click.option("--patch-size", default=224, show_default=True, help="Crop side in pixels; smaller images are upscaled to it.")
 @click.option("--aggregate", type=click.Choice(["mean", "median"]), default="mean", show_default=True, help="How patch scores become one score.")
-@click.option("--batch-size", default=32, show_default=True, help="Patches per forward pass (memory only; never changes a score).")
+@click.option("--batch-size", default=32, show_default=True,
+              help="Patches per forward pass (memory and speed; changes a score by float rounding only, ~1e-6, "
+                   "below the 6 decimals printed in csv/json except for the last digit now and then).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False), help="Write the results to this file instead of the terminal.")
 @click.option("--recursive", is_flag=True, help="Also take images in sub-folders of folder arguments.")
@@ -34,9 +36,10 @@ def score(paths, model, weights, patches, patch_size, aggregate, batch_size, fmt
     """Score images: one row per image with its score (higher = better) and spread over patches.
 
     PATHS are image files, folders or globs ("photos/*.jpg"). Each image is scored on --patches
-    random crops at native resolution; positions are seeded by --seed and the image's pixels, so a
-    score does not depend on the file name, the batch size or the other images. Unreadable or too
-    small files are reported and skipped; the exit code is non-zero only if nothing was scored.
+    random crops at native resolution; positions are seeded by --seed and the image's size, so a
+    score does not depend on the file name, and the batch size or the other images change it by
+    float rounding only (~1e-6). Unreadable or too small files, and images the model gives a
+    non-finite score, are reported and skipped; the exit code is non-zero only if nothing was scored.
 
     \b
     Example:

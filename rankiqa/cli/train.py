@@ -28,7 +28,8 @@ import click
 @click.option("--cross-reference", is_flag=True, help="batch-ranking: also rank across references of one type.")
 @click.option("--dropout", type=float, default=0.0, show_default=True, help="Dropout before the score head.")
 @click.option("--distortions", "distortion_spec", default="all", show_default=True,
-              help="'all', comma-separated names, or 'family:NAME' (see `rankiqa distortions list`).")
+              help="'all' (single types; composed presets by name or family:composed), comma-separated "
+                   "names, or 'family:NAME' (see `rankiqa distortions list`).")
 @click.option("--max-side", type=int, default=None, metavar="PX", help="--pristine: downscale photos to PX first.")
 @click.option("--distort-crops", is_flag=True, help="--pristine: distort only the patch (much faster).")
 @click.option("--val-fraction", type=float, default=0.1, show_default=True,
@@ -40,6 +41,17 @@ import click
 @click.option("--workers", type=int, default=0, show_default=True, help="DataLoader worker processes.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--threads", type=int, default=None, help="torch threads [default: cores / local processes].")
+@click.option("--targets", type=click.Choice(["kadid"]), default=None,
+              help="Also rank images of different sets by human MOS targets (KADID-10k; see docs/calibration.md) "
+                   "and fit a calibrated 1-5 output scale.")
+@click.option("--target-loss", type=click.Choice(["rank", "regression"]), default="rank", show_default=True,
+              help="--targets: hinge with a margin growing with the MOS difference, or regression onto the MOS.")
+@click.option("--target-weight", type=float, default=1.0, show_default=True, help="--targets: weight of that term.")
+@click.option("--target-scale", type=float, default=1.5, show_default=True,
+              help="--targets: score units per MOS point (margin per MOS point of difference).")
+@click.option("--target-margins", is_flag=True,
+              help="--targets with batch-ranking: within-set margins follow the MOS difference (scale x difference, "
+                   "at least 0.2 x --margin) instead of a uniform --margin.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from last.pt.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -66,5 +78,6 @@ def train(distortion_spec: str, quiet: bool, **options) -> None:
     if result.rank:
         return
     best = "n/a" if result.best_srcc is None else f"{result.best_srcc:.4f}"
-    click.echo(f"done: {result.step} steps, {result.sets_per_second:.2f} sets/s, best val SRCC {best}, "
+    what = "best val (SRCC + SRCC with targets)/2" if options.get("targets") else "best val SRCC"
+    click.echo(f"done: {result.step} steps, {result.sets_per_second:.2f} sets/s, {what} {best}, "
                f"run in {result.run_dir}")

@@ -365,20 +365,35 @@ def load_csv(root: Path) -> pd.DataFrame:
     """Any ``path,mos[,reference][,distortion]`` CSV; a ``dmos`` column instead of ``mos`` is negated.
 
     ``mos_raw`` keeps the file's value; with ``dmos``, ``mos = -dmos`` (an order-preserving flip).
+    Refused with one line naming the file and row: no data rows, an empty path or score, a score that
+    is not a finite number, an image listed twice (paths compared after resolving them against the
+    CSV's folder, so ``a.png`` and ``./a.png`` are one image), a missing image.
     """
     if root.is_dir():
         raise UserError(_layout_message(DATABASES["csv"], root, "is a folder, expected the CSV file"))
-    table = pd.read_csv(root, dtype={"path": str, "reference": str, "distortion": str})
+    try:
+        table = pd.read_csv(root, dtype={"path": str, "reference": str, "distortion": str})
+    except (ValueError, pd.errors.ParserError) as exc:  # also empty files and undecodable bytes
+        raise UserError(f"csv: {root}: not a readable CSV file ({str(exc).strip().splitlines()[0]})") from None
     score_column = "mos" if "mos" in table.columns else "dmos"
     _check_columns(root, table, ["path", score_column])
+    if table.empty:
+        raise UserError(f"csv: {root}: no images listed (only a header)")
     if table[score_column].isna().any() or table["path"].isna().any():
         raise UserError(f"csv: {root}: empty path or {score_column} in row {int(table.isna().any(axis=1).argmax()) + 2}")
+    numbers = pd.to_numeric(table[score_column], errors="coerce").to_numpy(np.float64)
+    if not np.isfinite(numbers).all():
+        row = int(np.argmin(np.isfinite(numbers)))
+        raise UserError(f"csv: {root}: {score_column} {str(table[score_column].iloc[row])!r} in row {row + 2} is not a "
+                        "finite number")
+    table[score_column] = numbers
     base = root.resolve().parent
 
     def absolute(value: str) -> str:
         return str(base / value) if value else ""
 
     paths = [absolute(value) for value in table["path"]]
+    _refuse_duplicates(root, [os.path.normpath(path) for path in paths])
     missing = [path for path in paths if not Path(path).is_file()]
     if missing:
         raise UserError(f"csv: {len(missing)} of {len(paths)} images listed in {root} are missing, e.g. {missing[0]}")
@@ -386,6 +401,18 @@ def load_csv(root: Path) -> pd.DataFrame:
     distortions = table.get("distortion", pd.Series([AUTHENTIC] * len(table))).fillna(AUTHENTIC)
     raw = table[score_column].to_numpy(np.float64)
     return _frame(paths, references, distortions.tolist(), raw if score_column == "mos" else -raw, raw)
+
+
+def _refuse_duplicates(root: Path, paths: list[str]) -> None:
+    """``UserError`` naming the first image listed more than once and its rows (1 = the header)."""
+    rows: dict[str, list[int]] = {}
+    for row, path in enumerate(paths, start=2):
+        rows.setdefault(path, []).append(row)
+    repeated = [(path, found) for path, found in rows.items() if len(found) > 1]
+    if repeated:
+        path, found = repeated[0]
+        raise UserError(f"csv: {root}: {len(repeated)} image(s) listed more than once, e.g. {path} in rows "
+                        f"{', '.join(map(str, found))}; list each image once (average its scores if needed)")
 
 
 def _check_columns(path: Path, table: pd.DataFrame, required: list[str]) -> None:

@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from rankiqa.errors import UserError
-from rankiqa.generate import distortion_seed, find_images
+from rankiqa.generate import distortion_seed, scan_images
 from rankiqa.seeding import stable_seed
 from rankiqa.imageio import DEFAULT_MAX_PIXELS, fit_to_patch, header_problem, load_pristine, read_rgb
 
@@ -47,7 +47,8 @@ class RankedSets(Dataset):
     is faster on large photos: it distorts only the patch plus a 16 px margin, so its sets differ
     from generated ones (global, image-wide distortions see only the crop).
 
-    ``distortions``: names to use (None = all in the manifest, or all registered on the fly).
+    ``distortions``: names to use (None = all in the manifest, or every single type on the fly;
+    composed presets only by name).
     ``references``: optional subset of ``references`` (e.g. from ``split_references``).
     ``max_pixels``: on the fly, larger photos are refused as decompression bombs.
     On the fly, files that are not images, too small or too large (judged from their header) are
@@ -92,11 +93,13 @@ class RankedSets(Dataset):
         else:
             import distortions as registry
 
-            candidates = find_images(self.source)
+            candidates, unlisted = scan_images(self.source)
             reasons = {ref: header_problem(self.source / ref, max_pixels=max_pixels) for ref in candidates}
-            self.skipped = [(ref, reason) for ref, reason in reasons.items() if reason]
+            self.skipped = [(f"{folder}/", reason) for folder, reason in unlisted]
+            self.skipped += [(ref, reason) for ref, reason in reasons.items() if reason]
             all_references = [ref for ref, reason in reasons.items() if not reason]
             available = registry.names()
+            distortions = registry.names(composed=False) if distortions is None else distortions
             self._paths = {}
         self.distortion_names = _select(available, distortions, "distortion", self.source)
         self.references = all_references if references is None else _select(
@@ -107,6 +110,32 @@ class RankedSets(Dataset):
 
     def __len__(self) -> int:
         return len(self.references) * len(self.distortion_names)
+
+    def upscale_warning(self, sample: int = 32, factor: float = 2.0) -> str | None:
+        """Why the patch is much larger than the photos (one line), else None: checks the headers of
+        up to ``sample`` references (evenly spaced) and warns when one must be upscaled by more than
+        ``factor`` (per side) to fit a patch, which makes every step slow and every patch blurry."""
+        from PIL import Image
+
+        if not self.references:
+            return None
+        step = max(1, len(self.references) // sample)
+        sides = []
+        for reference in self.references[::step][:sample]:
+            path = self.source / (self._paths[reference, self.distortion_names[0]][0] if self.generated else reference)
+            try:
+                with Image.open(path) as im:
+                    width, height = im.size
+            except Exception:  # unreadable files are reported when they are read
+                continue
+            scale = min(1.0, self.max_side / max(width, height)) if self.max_side else 1.0
+            sides.append(max(1, round(min(width, height) * scale)))
+        if not sides or self.patch_size <= factor * min(sides):
+            return None
+        small = sum(side * factor < self.patch_size for side in sides)
+        return (f"{small} of {len(sides)} photos checked in {self.source} are much "
+                f"smaller (short side down to {min(sides)} px) and are upscaled to {self.patch_size} px before "
+                f"cropping: steps are slow and patches blurry; use a patch size of at most {min(sides)} px")
 
     def set_epoch(self, epoch: int) -> None:
         """Use the crop locations of ``epoch`` (deterministic for a given seed)."""
