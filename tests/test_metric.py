@@ -103,7 +103,7 @@ def test_bad_inputs_raise_one_clear_error(tiny, bad, message):
 
 
 def test_bad_options_raise_user_errors(tiny):
-    for options, message in [({"scale": "mos"}, "scale must be"), ({"mode": "random"}, "mode must be"),
+    for options, message in [({"scale": "percent"}, "scale must be"), ({"mode": "random"}, "mode must be"),
                              ({"patch_size": 8}, "patch_size"), ({"scale": "calibrated"}, "no calibrated scale")]:
         with pytest.raises(UserError, match=message):
             QualityMetric(tiny, **options)
