@@ -17,6 +17,8 @@ Kodak24 (``pristine/val``, never trained on) is distorted with every single type
 3. Human scores that exist here: CSIQ image 1600's AWGN and BLUR series (SRCC with -DMOS, 30
    patches), and TID2013's ``i01_01_5.bmp`` (white noise level 5) against its reference ``I01.BMP``
    and our own worst white-noise level of that reference.
+4. Scoring speed (``--speed-only`` measures just this): patches/s of the scoring protocol (30
+   patches per 512x512 synthetic image, 4 images a run), the models taking turns, median of 5 runs.
 Prints markdown tables.
 """
 from __future__ import annotations
@@ -100,6 +102,20 @@ def human_samples(scorers: dict[str, Scorer], root: Path, seed: int) -> dict[str
     return out
 
 
+def scoring_speed(scorers: dict[str, Scorer], repeats: int = 5) -> dict[str, float]:
+    """Median patches/s of each scorer on the same 4 synthetic 512x512 images, scorers taking turns."""
+    images = [np.random.default_rng(i).integers(0, 256, (512, 512, 3), dtype=np.uint8) for i in range(4)]
+    times: dict[str, list[float]] = {label: [] for label in scorers}
+    for label, scorer in scorers.items():
+        scorer.score(images[:1])  # warm-up
+    for _ in range(repeats):
+        for label, scorer in scorers.items():
+            start = time.perf_counter()
+            scorer.score(images)
+            times[label].append(time.perf_counter() - start)
+    return {label: len(images) * scorer.patches / float(np.median(times[label])) for label, scorer in scorers.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", required=True, metavar="LABEL=CHECKPOINT",
@@ -108,10 +124,19 @@ def main() -> None:
     parser.add_argument("--patches", type=int, default=5, help="patches per image for the cross-type images")
     parser.add_argument("--limit", type=int, default=None, help="first N Kodak24 photos only (quick look)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--speed-only", action="store_true", help="measure only the scoring speed")
     args = parser.parse_args()
 
     start = time.perf_counter()
     modules = {label: model_from_checkpoint(path).float() for label, path in (m.split("=", 1) for m in args.model)}
+    speed = scoring_speed({k: Scorer(m, patches=30, seed=args.seed) for k, m in modules.items()})
+    speed_row = "| scoring speed, patches/s (30 patches, 512 px, median of 5) | " + " | ".join(
+        f"{speed[k]:.1f}" for k in modules) + " |"
+    if args.speed_only:
+        print(f"models: {', '.join(args.model)}; torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+        print("| measure | " + " | ".join(modules) + " |\n|---|" + "---|" * len(modules))
+        print(speed_row)
+        return
     photos = sorted((args.data / "pristine" / "val").glob("*.png"))[: args.limit]
     types = distortions.names(composed=False)
     agreement = cross_type({k: Scorer(m, patches=args.patches, seed=args.seed) for k, m in modules.items()},
@@ -139,6 +164,7 @@ def main() -> None:
     print("| TID2013 I01: reference > i01_01_5 > our white_noise L5 | " + " | ".join(
         f"{'yes' if samples[k]['tid'][0] > samples[k]['tid'][1] > samples[k]['tid'][2] else 'NO'} "
         f"({', '.join(f'{v:.2f}' for v in samples[k]['tid'])})" for k in labels) + " |")
+    print(speed_row)
     print("\nWithin-set SRCC per type (all Kodak24 sets, patch 160):\n")
     print("| type | " + " | ".join(labels) + " |\n|---|" + "---|" * len(labels))
     per_type = {k: {row["distortion"]: row["srcc"] for row in ranking[k][1]} for k in labels}

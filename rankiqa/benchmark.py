@@ -1,16 +1,23 @@
-"""The paper's evaluation table in one call: zero-shot or fine-tuned, per split, per distortion.
+"""The paper's evaluation table in one call: zero-shot, ridge probe or fine-tuned, per split, per distortion.
 
-* Zero-shot (``finetune=False``): the model scores every image of the database once (mean of
+* Zero-shot (``probe="none"``): the model scores every image of the database once (mean of
   ``patches`` seeded crops); metrics are computed on the whole database.
-* Fine-tuned: for each of ``splits`` content-disjoint 80/20 splits (``rankiqa.data.make_splits``,
-  seeds derived from ``seed`` and the split index), ``rankiqa.finetune`` trains on the training part (model
-  selection on references carved from it) and the held-out part is scored once.
-* Cross-database (two databases): fine-tune on all of the first, test on all of the second.
+* Ridge probe (``probe="ridge"``, the protocol of CONTRIQUE, Re-IQA and ARNIQA): frozen features of
+  every image (whole image, full and half scale, ``rankiqa.probe``) are computed once and cached; for
+  each split a ridge regression is fitted on the training part (alpha by inner cross-validation over
+  its references) and predicts the held-out part on the MOS scale.
+* Fine-tuned (``probe="finetune"``): for each of ``splits`` content-disjoint 80/20 splits
+  (``rankiqa.data.make_splits``, seeds derived from ``seed`` and the split index), ``rankiqa.finetune``
+  initialises the score head by a linear probe, trains on the training part (model selection on
+  references carved from it) and scores the held-out part once.
+* Cross-database (two databases, ridge or fine-tune): train on all of the first, test on all of the second.
 
-Metrics (``rankiqa.metrics``): SRCC, KRCC, raw PLCC, PLCC and RMSE after the VQEG 5-parameter
-logistic, overall (``ALL``) and per distortion type; summarised over splits by median and
-mean ± std. Zero-shot predictions are cached per (weights, database, scoring protocol) under
-``cache_dir``; fine-tuning runs are kept under ``out_dir/runs`` and reused when run again.
+Metrics (``rankiqa.metrics``): SRCC, KRCC, raw PLCC and RMSE, PLCC and RMSE after the VQEG
+5-parameter logistic, overall (``ALL``) and per distortion type; summarised over splits by median
+and mean ± std. Zero-shot predictions and probe features are cached per (weights, database,
+protocol) and image file stamp under ``cache_dir``; fine-tuning runs are kept under
+``out_dir/runs`` and reused when run again. Warnings (skipped images, logistic-fit fallbacks) are
+collected, listed under the table and written to ``warnings.txt``, never printed mid-table.
 """
 from __future__ import annotations
 
@@ -75,33 +82,43 @@ def _file_stamp(path: str) -> tuple[str, int, int] | None:
     return str(resolved), stat.st_size, stat.st_mtime_ns
 
 
+def cache_lookup(paths, cached: dict[str, tuple]) -> tuple[list, list, list[int]]:
+    """(file stamps, cached value or None per path, indices to compute) for a cache holding
+    ``resolved path -> (size, mtime_ns, value)``; an entry counts only when size and mtime match."""
+    stamps = [_file_stamp(path) for path in paths]
+    hits: list = [None] * len(stamps)
+    todo = []
+    for index, stamp in enumerate(stamps):
+        entry = cached.get(stamp[0]) if stamp else None
+        if entry is not None and entry[:2] == stamp[1:]:
+            hits[index] = entry[2]
+        else:
+            todo.append(index)
+    return stamps, hits, todo
+
+
 def cached_scores(module, frame: pd.DataFrame, cache_file: Path, patches: int, patch_size: int, seed: int,
-                  device: str = "cpu") -> np.ndarray:
+                  device: str = "cpu", log=None) -> np.ndarray:
     """Scores of ``frame['path']``, read from ``cache_file`` where present; the rest are scored and
     added to the cache every ``CACHE_FLUSH_EVERY`` images (atomic writes), so a stopped run resumes.
 
     The cache holds one entry per resolved image path with its size and modification time; a file
     whose stamp changed is scored again, and an image that could not be scored (NaN) is never cached.
+    Skipped images are reported through ``log`` (see ``rankiqa.score.score_paths``).
     """
     cached: dict[str, tuple[int, int, float]] = {}
     if cache_file.exists():
         table = pd.read_csv(cache_file)
         if tuple(table.columns) == CACHE_COLUMNS:
             cached = {path: (int(size), int(mtime), float(score)) for path, size, mtime, score in table.itertuples(index=False)}
-    stamps = [_file_stamp(path) for path in frame["path"]]
-    scores = np.full(len(stamps), np.nan)
-    todo = []
-    for index, stamp in enumerate(stamps):
-        entry = cached.get(stamp[0]) if stamp else None
-        if entry is not None and entry[:2] == stamp[1:]:
-            scores[index] = entry[2]
-        else:
-            todo.append(index)
+    stamps, hits, todo = cache_lookup(frame["path"], cached)
+    scores = np.array([np.nan if hit is None else hit for hit in hits], dtype=np.float64)
     paths = frame["path"].tolist()
     for start in range(0, len(todo), CACHE_FLUSH_EVERY):
         chunk = todo[start : start + CACHE_FLUSH_EVERY]
         desc = f"scoring {start + len(chunk)}/{len(todo)}"
-        scores[chunk] = score_paths(module, [paths[index] for index in chunk], patches, patch_size, seed, device, desc=desc)
+        scores[chunk] = score_paths(module, [paths[index] for index in chunk], patches, patch_size, seed, device,
+                                    desc=desc, log=log)
         for index in chunk:
             if stamps[index] is not None and np.isfinite(scores[index]):
                 resolved, size, mtime = stamps[index]
@@ -111,25 +128,49 @@ def cached_scores(module, frame: pd.DataFrame, cache_file: Path, patches: int, p
     return scores
 
 
+PROBES = ("none", "ridge", "finetune")
+PROBE_TITLES = {"none": "zero-shot", "ridge": "ridge probe", "finetune": "fine-tuned"}
+
+
+def resolve_probe(probe: str | None, finetune_models: bool = False) -> str:
+    """The protocol of a run: ``probe`` (``none``, ``ridge`` or ``finetune``), or ``finetune`` when only the
+    ``finetune_models`` alias is set, else ``none``; ``UserError`` when the two contradict."""
+    if probe is None:
+        return "finetune" if finetune_models else "none"
+    probe = probe.lower()
+    if probe not in PROBES:
+        raise UserError(f"--probe must be one of {', '.join(PROBES)}, got {probe!r}")
+    if finetune_models and probe != "finetune":
+        raise UserError(f"--finetune means --probe finetune; it cannot be combined with --probe {probe}")
+    return probe
+
+
 def run_benchmark(databases: list[tuple[str, str | os.PathLike]], model: str, out_dir: str | os.PathLike, *,
                   finetune_models: bool = False, splits: int = 10, train_fraction: float = 0.8,
                   patches: int = 30, patch_size: int = 224, seed: int = 0,
                   finetune_config: FinetuneConfig | None = None,
-                  cache_dir: str | os.PathLike | None = None, report: bool = False) -> BenchmarkResult:
+                  cache_dir: str | os.PathLike | None = None, probe: str | None = None,
+                  report: bool = False) -> BenchmarkResult:
     """Evaluate ``model`` (checkpoint path, ``"default"`` or backbone name) on ``databases``.
 
-    ``databases``: one ``(name, root)`` pair, or two for cross-database evaluation (needs
-    ``finetune_models``). Writes ``table.md``, ``table.csv``, ``per_split.csv``,
-    ``predictions.csv`` and ``scatter.png`` to ``out_dir`` (and ``report.html`` with ``report``);
-    returns them as a ``BenchmarkResult``.
+    ``probe``: ``"none"`` (zero-shot), ``"ridge"`` (frozen features + ridge regression, see
+    ``rankiqa.probe``) or ``"finetune"``; ``finetune_models=True`` is the older spelling of
+    ``probe="finetune"``. ``databases``: one ``(name, root)`` pair, or two for cross-database
+    evaluation (ridge or finetune: trained on all of the first, tested on all of the second).
+    Writes ``table.md``, ``table.csv``, ``per_split.csv``, ``predictions.csv``, ``scatter.png`` and
+    ``warnings.txt`` to ``out_dir`` (and ``report.html`` with ``report``); returns them as a
+    ``BenchmarkResult``.
     """
-    from rankiqa.data import load_database, make_splits
+    from rankiqa.data import load_database
+    from rankiqa.runlog import WarningLog
     from rankiqa.score import load_module
 
+    probe = resolve_probe(probe, finetune_models)
     if len(databases) not in (1, 2):
         raise UserError(f"--database: give one database, or two for cross-database evaluation (got {len(databases)})")
-    if len(databases) == 2 and not finetune_models:
-        raise UserError("cross-database evaluation (two --database) trains on the first: add --finetune")
+    if len(databases) == 2 and probe == "none":
+        raise UserError("cross-database evaluation (two --database) trains on the first: add --finetune "
+                        "(or --probe ridge)")
     if splits < 1:
         raise UserError(f"--splits must be at least 1, got {splits}")
     out_dir = Path(out_dir)
@@ -140,34 +181,43 @@ def run_benchmark(databases: list[tuple[str, str | os.PathLike]], model: str, ou
     torch.manual_seed(stable_seed(seed, "init"))  # a backbone name: the random init fine-tuning starts from
     module = load_module(model)
     model_id = weights_id(module)
-    parts: list[pd.DataFrame] = []
-    if not finetune_models:
-        name, frame = databases[0][0], frames[0]
-        cache_file = Path(cache_dir or default_cache_dir()) / f"{model_id}__{name}__p{patches}_s{patch_size}_seed{seed}.csv"
-        device = resolve_device(config.device)
-        scores = cached_scores(module.to(device), frame, cache_file, patches, patch_size, seed, device)
-        part = frame[["path", "reference", "distortion", "mos", "mos_raw"]].assign(score=scores, pred=scores)
-        parts.append(part.assign(split=0))
-    elif len(databases) == 2:
-        run_dir = out_dir / "runs" / f"{model_id}__{databases[0][0]}_to_{databases[1][0]}"
-        parts.append(finetune(frames[0], frames[1], model, run_dir, config).predictions.assign(split=0))
-    else:
-        name, frame = databases[0][0], frames[0]
-        for index, split in enumerate(make_splits(frame, n=splits, train=train_fraction, seed=seed)):
-            run_dir = out_dir / "runs" / f"{model_id}__{name}__split{index:02d}"
-            result = finetune(frame.iloc[split.train], frame.iloc[split.test], model, run_dir, config)
-            parts.append(result.predictions.assign(split=index))
-    predictions = pd.concat(parts, ignore_index=True)
-    _require_scores(predictions, " -> ".join(name for name, _ in databases))
-    per_split = per_split_metrics(predictions)
+    log = WarningLog()
+    cache_root = Path(cache_dir or default_cache_dir())
+    alphas: dict[int, float] = {}
+    with log.capture(RuntimeWarning):
+        if probe == "none":
+            parts = [_zero_shot(module, databases[0][0], frames[0], model_id, cache_root, patches, patch_size, seed,
+                                resolve_device(config.device), log)]
+        elif probe == "ridge":
+            parts = _ridge_parts(module, databases, frames, model_id, cache_root, splits, train_fraction, seed,
+                                 resolve_device(config.device), log, alphas)
+        else:
+            parts = _finetune_parts(model, databases, frames, model_id, out_dir, splits, train_fraction, seed,
+                                    config, log)
+        predictions = pd.concat(parts, ignore_index=True)
+        _require_scores(predictions, " -> ".join(name for name, _ in databases))
+        per_split = per_split_metrics(predictions)
+    notes = []
+    if probe == "none":
+        per_split["RMSE"] = np.nan
+        notes.append("Zero-shot scores are on the model's own scale, not the MOS scale: raw RMSE is not "
+                     "applicable (–); RMSE_logistic maps them onto the MOS first.")
+    if alphas:
+        per_split["alpha"] = per_split["split"].map(alphas)
+        values = ", ".join(f"{alphas[index]:.3g}" for index in sorted(alphas))
+        notes.append(f"Ridge alpha per split (inner {INNER_CV_NOTE}): {values}.")
     table = summarise(per_split)
     title = " -> ".join(name for name, _ in databases)
-    mode = "fine-tuned" if finetune_models else "zero-shot"
-    markdown = to_markdown(table, f"{title}, {model}, {mode}, {predictions['split'].nunique()} split(s)")
+    mode = PROBE_TITLES[probe]
+    if log:
+        notes.append(f"{len(log)} warning(s), all in warnings.txt:")
+        notes += log.summary()
+    markdown = to_markdown(table, f"{title}, {model}, {mode}, {predictions['split'].nunique()} split(s)", notes)
     write_csv_atomic(predictions, out_dir / "predictions.csv")
     write_csv_atomic(per_split, out_dir / "per_split.csv")
     write_csv_atomic(table, out_dir / "table.csv")
     write_text_atomic(out_dir / "table.md", markdown + "\n")
+    write_text_atomic(out_dir / "warnings.txt", log.text())
     scatter_plot(predictions, out_dir / "scatter.png", f"{title} ({mode})")
     if report:
         from rankiqa.report import write_benchmark_report
@@ -181,6 +231,77 @@ def _require_scores(predictions: pd.DataFrame, title: str) -> None:
     if not np.isfinite(predictions["pred"].to_numpy(np.float64)).any():
         raise UserError(f"{title}: none of the {len(predictions)} test image(s) could be scored (reasons above); "
                         "nothing to evaluate")
+
+
+INNER_CV_NOTE = "cross-validation grouped by training reference, lowest mean squared error"
+FRAME_COLUMNS = ["path", "reference", "distortion", "mos", "mos_raw"]
+
+
+def _zero_shot(module, name: str, frame: pd.DataFrame, model_id: str, cache_root: Path, patches: int,
+               patch_size: int, seed: int, device: str, log) -> pd.DataFrame:
+    cache_file = cache_root / f"{model_id}__{name}__p{patches}_s{patch_size}_seed{seed}.csv"
+    scores = cached_scores(module.to(device), frame, cache_file, patches, patch_size, seed, device, log=log)
+    return frame[FRAME_COLUMNS].assign(score=scores, pred=scores, split=0)
+
+
+def _splits(frame: pd.DataFrame, splits: int, train_fraction: float, seed: int):
+    from rankiqa.data import make_splits
+
+    try:
+        return make_splits(frame, n=splits, train=train_fraction, seed=seed)
+    except ValueError as exc:
+        raise UserError(f"cannot split the database by content: {exc}; give images distinct values in the "
+                        "'reference' column to split by image (then train and test share scenes)") from None
+
+
+def _ridge_parts(module, databases, frames, model_id: str, cache_root: Path, splits: int, train_fraction: float,
+                 seed: int, device: str, log, alphas: dict[int, float]) -> list[pd.DataFrame]:
+    from rankiqa.probe import cached_features, probe_cache_name
+
+    features = [cached_features(module.to(device), frame, cache_root / probe_cache_name(model_id, name), device, log)
+                for (name, _), frame in zip(databases, frames)]
+    if len(databases) == 2:
+        jobs = [(frames[0], features[0], frames[1], features[1])]
+    else:
+        jobs = [(frames[0].iloc[split.train], features[0][split.train], frames[0].iloc[split.test],
+                 features[0][split.test]) for split in _splits(frames[0], splits, train_fraction, seed)]
+    parts = []
+    for index, (train, train_x, test, test_x) in enumerate(jobs):
+        pred, alphas[index] = _ridge_predict(train, train_x, test_x, stable_seed(seed, "ridge", index), log)
+        parts.append(test[FRAME_COLUMNS].reset_index(drop=True).assign(score=pred, pred=pred, split=index))
+    return parts
+
+
+def _ridge_predict(train: pd.DataFrame, train_x: np.ndarray, test_x: np.ndarray, seed: int, log) -> tuple[np.ndarray, float]:
+    """MOS predictions of the test rows (NaN where features are missing) and the chosen alpha."""
+    from rankiqa.data.splits import content_groups
+    from rankiqa.probe import fit_probe
+
+    usable = np.all(np.isfinite(train_x), axis=1) if train_x.size else np.zeros(len(train), bool)
+    if usable.sum() < 2:
+        raise UserError(f"ridge probe: only {int(usable.sum())} training image(s) could be read (reasons in warnings.txt)")
+    groups = content_groups(train.iloc[np.flatnonzero(usable)])
+    if len(set(groups)) < 2:
+        log("ridge probe: the training part holds one reference only, so alpha is fixed (no inner cross-validation)")
+    probe = fit_probe(train_x[usable], train["mos"].to_numpy(np.float64)[usable], groups, seed=seed)
+    pred = np.full(len(test_x), np.nan)
+    found = np.all(np.isfinite(test_x), axis=1) if test_x.size else np.zeros(len(test_x), bool)
+    pred[found] = probe.predict(test_x[found])
+    return pred, probe.alpha
+
+
+def _finetune_parts(model: str, databases, frames, model_id: str, out_dir: Path, splits: int, train_fraction: float,
+                    seed: int, config: FinetuneConfig, log) -> list[pd.DataFrame]:
+    if len(databases) == 2:
+        run_dir = out_dir / "runs" / f"{model_id}__{databases[0][0]}_to_{databases[1][0]}"
+        return [finetune(frames[0], frames[1], model, run_dir, config, log=log).predictions.assign(split=0)]
+    name, frame = databases[0][0], frames[0]
+    parts = []
+    for index, split in enumerate(_splits(frame, splits, train_fraction, seed)):
+        run_dir = out_dir / "runs" / f"{model_id}__{name}__split{index:02d}"
+        result = finetune(frame.iloc[split.train], frame.iloc[split.test], model, run_dir, config, log=log)
+        parts.append(result.predictions.assign(split=index))
+    return parts
 
 
 def per_split_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
@@ -201,7 +322,7 @@ def summarise(per_split: pd.DataFrame) -> pd.DataFrame:
         part = per_split[per_split["subset"] == subset]
         row: dict[str, Any] = {"subset": subset, "n_splits": len(part), "n_images": float(part["n"].mean())}
         for metric in METRIC_NAMES:
-            values = part[metric].to_numpy(np.float64)
+            values = part[metric].to_numpy(np.float64) if metric in part else np.full(len(part), np.nan)
             finite = values[np.isfinite(values)]
             row[f"{metric}_median"] = float(np.median(finite)) if finite.size else float("nan")
             row[f"{metric}_mean"] = float(finite.mean()) if finite.size else float("nan")
@@ -210,9 +331,9 @@ def summarise(per_split: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def to_markdown(table: pd.DataFrame, title: str) -> str:
+def to_markdown(table: pd.DataFrame, title: str, notes: list[str] | None = None) -> str:
     """The summary as a markdown table: one row per subset, cells ``median (mean ± std)``
-    (just the value with a single split)."""
+    (just the value with a single split), then the ``notes`` lines (warnings, protocol remarks)."""
     headers = ["subset", "images", *METRIC_NAMES]
     lines = [f"**{title}**", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for row in table.to_dict("records"):
@@ -227,8 +348,10 @@ def to_markdown(table: pd.DataFrame, title: str) -> str:
                 cells.append(f"{median:.3f}")
         lines.append("| " + " | ".join(cells) + " |")
     if (table["n_splits"] > 1).any():
-        lines += ["", "Cells: median over splits (mean ± std). PLCC raw; PLCC_logistic and RMSE_logistic "
+        lines += ["", "Cells: median over splits (mean ± std). PLCC and RMSE raw; PLCC_logistic and RMSE_logistic "
                       "after the VQEG 5-parameter logistic; RMSE in MOS units (lower is better)."]
+    for note in notes or []:
+        lines += [note] if note.startswith("- ") else ["", note]  # paragraphs; "- " lines continue a list
     return "\n".join(lines)
 
 

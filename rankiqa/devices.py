@@ -1,6 +1,8 @@
 """Choosing the torch device from a ``--device`` option value."""
 from __future__ import annotations
 
+import os
+
 from rankiqa.errors import UserError
 
 
@@ -24,3 +26,17 @@ def loader_start_method(num_workers: int) -> str | None:
     intermittently in our tests); spawned workers start clean, at the cost of a second or two.
     """
     return "spawn" if num_workers > 0 else None
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity set where the OS reports one, else the CPU count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def default_workers() -> int:
+    """Data-loading processes sized to the machine: ``min(4, CPUs - 1)``, leaving one CPU to the
+    training process (0, loading in the main process, on a single CPU)."""
+    return max(0, min(4, available_cpus() - 1))

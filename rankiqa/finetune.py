@@ -31,13 +31,14 @@ import numpy as np
 import pandas as pd
 
 from rankiqa.atomic import write_text_atomic
-from rankiqa.devices import loader_start_method, resolve_device
+from rankiqa.devices import default_workers, loader_start_method, resolve_device
 from rankiqa.errors import UserError
 from rankiqa.imageio import fit_to_patch, header_problem
 from rankiqa.score import MIN_SIDE, load_module, read_for_scoring, score_paths
 from rankiqa.seeding import stable_seed
 
 LOSSES = ("l1", "l2")
+HEAD_INITS = ("ridge", "none")
 PREDICTION_COLUMNS = ("path", "reference", "distortion", "mos", "mos_raw", "score", "pred")
 
 
@@ -50,7 +51,10 @@ class FinetuneConfig:
     ``patch_size``: crop side in pixels; ``val_fraction``: share of training references used for
     model selection (0 = keep the last epoch); ``eval_patches``: crops per image when scoring;
     ``seed``: everything random (validation carve, crops, shuffling, init of dropout);
-    ``workers``: data-loading processes; ``device``: "auto" (CUDA when available), "cpu", "cuda", ...
+    ``workers``: data-loading processes (default ``rankiqa.devices.default_workers()``, sized to the
+    machine); ``device``: "auto" (CUDA when available), "cpu", "cuda", ...; ``head_init``:
+    "ridge" fits the score head to the training targets by a linear probe before any gradient step
+    (see ``init_head``), "none" keeps the checkpoint's head (the behaviour before this option).
     """
 
     epochs: int = 30
@@ -62,8 +66,9 @@ class FinetuneConfig:
     val_fraction: float = 0.2
     eval_patches: int = 30
     seed: int = 0
-    workers: int = 4
+    workers: int = dataclasses.field(default_factory=lambda: default_workers())
     device: str = "auto"
+    head_init: str = "ridge"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patch_size", "eval_patches"):
@@ -74,6 +79,8 @@ class FinetuneConfig:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.head_init not in HEAD_INITS:
+            raise ValueError(f"head_init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
         if self.lr <= 0 or self.weight_decay < 0 or self.workers < 0:
             raise ValueError("lr must be > 0, weight_decay and workers >= 0")
 
@@ -183,13 +190,15 @@ def _load_last(path: Path, device) -> dict[str, Any]:
 
 
 def finetune(train: pd.DataFrame, test: pd.DataFrame, init: str | os.PathLike, run_dir: str | os.PathLike,
-             config: FinetuneConfig = FinetuneConfig()) -> FinetuneResult:
+             config: FinetuneConfig | None = None, log=None) -> FinetuneResult:
     """Fine-tune ``init`` (checkpoint path, ``"default"`` or backbone name) on ``train``; test on ``test``.
 
     ``train``/``test``: ``rankiqa.data`` frames (``path, reference, distortion, mos, mos_raw``); they
     must not share reference content (use ``rankiqa.data.make_splits``). Returns the test predictions
-    and metrics (``rankiqa.metrics.all_metrics`` on the original MOS scale).
+    and metrics (``rankiqa.metrics.all_metrics`` on the original MOS scale). Skipped images and other
+    warnings go to ``log(line)``; without it each is printed once to stderr.
     """
+    config = config or FinetuneConfig()
     import torch
     from tqdm import tqdm
 
@@ -197,7 +206,7 @@ def finetune(train: pd.DataFrame, test: pd.DataFrame, init: str | os.PathLike, r
     from rankiqa.data.splits import content_groups, holdout
 
     run_dir = Path(run_dir)
-    report = _SkipReport()
+    report = log if log is not None else _SkipReport()
     train = usable_images(train, report)
     if train.empty:
         raise UserError("no training image could be read (reasons above)")
@@ -239,11 +248,15 @@ def finetune(train: pd.DataFrame, test: pd.DataFrame, init: str | os.PathLike, r
         history = list(state["history"])
 
     low, span = mos_range[0], mos_range[1] - mos_range[0]
-    dataset = _CropDataset(fit_part["path"].tolist(), (fit_part["mos"].to_numpy() - low) / span,
-                           config.patch_size, config.seed)
+    targets = (fit_part["mos"].to_numpy(np.float64) - low) / span
+    if start_epoch == 0 and config.head_init == "ridge":
+        head = init_head(module, fit_part, targets, config, device, report)
+        write_text_atomic(run_dir / "head_init.json", json.dumps(head, indent=2) + "\n")
+    dataset = _CropDataset(fit_part["path"].tolist(), targets, config.patch_size, config.seed)
     loss_fn = torch.nn.L1Loss() if config.loss == "l1" else torch.nn.MSELoss()
-    for epoch in tqdm(range(start_epoch, config.epochs), desc=f"fine-tune {run_dir.name}", unit="epoch",
-                      initial=start_epoch, total=config.epochs):
+    epochs = tqdm(range(start_epoch, config.epochs), desc=f"fine-tune {run_dir.name}", unit="epoch",
+                  initial=start_epoch, total=config.epochs)
+    for epoch in _quiet_epochs(epochs, config.workers, report):
         dataset.epoch = epoch
         loader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, shuffle=True,
                                              num_workers=config.workers,
@@ -290,6 +303,51 @@ def finetune(train: pd.DataFrame, test: pd.DataFrame, init: str | os.PathLike, r
     write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     (run_dir / "last.pt").unlink(missing_ok=True)
     return FinetuneResult(run_dir, predictions, metrics)
+
+
+def init_head(module, frame: pd.DataFrame, targets: np.ndarray, config: FinetuneConfig, device: str,
+              log=None) -> dict[str, Any]:
+    """Set ``module.head`` to a linear probe of the frozen features onto ``targets`` (normalised MOS).
+
+    Features: mean ``extract_features`` over the scoring protocol's ``eval_patches`` seeded crops
+    (``rankiqa.probe.patch_features``); the head is linear, so the model's score under that protocol
+    is exactly the probe's prediction. Ridge with alpha by inner cross-validation over ``frame``'s
+    references (``rankiqa.probe.fit_probe``). Returns what was fitted (alpha, images, training RMSE).
+    """
+    import torch
+
+    from rankiqa.data.splits import content_groups
+    from rankiqa.probe import fit_probe, patch_features
+
+    features = patch_features(module, frame["path"].tolist(), config.eval_patches, config.patch_size, config.seed,
+                              device, log)
+    usable = np.all(np.isfinite(features), axis=1)
+    if usable.sum() < 2:
+        raise UserError(f"head initialisation: only {int(usable.sum())} training image(s) could be read")
+    probe = fit_probe(features[usable], targets[usable], content_groups(frame.iloc[np.flatnonzero(usable)]),
+                      seed=stable_seed(config.seed, "head_init"))
+    weights, bias = probe.raw_weights()
+    with torch.no_grad():
+        module.head.weight.copy_(torch.as_tensor(weights, dtype=module.head.weight.dtype).reshape(1, -1))
+        module.head.bias.fill_(bias)
+    fitted = probe.predict(features[usable])
+    return {"method": "ridge on mean patch features", "alpha": probe.alpha, "n_images": int(usable.sum()),
+            "train_rmse_normalised": float(np.sqrt(np.mean((fitted - targets[usable]) ** 2)))}
+
+
+def _quiet_epochs(epochs, workers: int, report):
+    """Yield ``epochs`` with torch's "excessive worker creation" warning (raised by every epoch's
+    DataLoader) silenced; when ``workers`` exceeds the CPUs available it is reported once instead."""
+    import warnings
+
+    from rankiqa.devices import available_cpus
+
+    if workers > available_cpus():
+        report(f"--workers {workers} is more than the {available_cpus()} CPU(s) this process may use; "
+               "data loading may be slow")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="This DataLoader will create")
+        yield from epochs
 
 
 def _validation_srcc(module, val_part: pd.DataFrame, config: FinetuneConfig, device: str, report) -> float:

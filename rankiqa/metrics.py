@@ -3,7 +3,8 @@
 Direction convention: ``mos`` is higher-is-better (``rankiqa.data`` loaders convert DMOS), and a
 good predictor gives positive SRCC/KRCC/PLCC close to 1; RMSE is in MOS units, lower is better.
 
-* ``srcc``, ``krcc`` (tau-b, ties handled) and ``plcc`` (raw Pearson) need no fitting.
+* ``srcc``, ``krcc`` (tau-b, ties handled), ``plcc`` (raw Pearson) and ``rmse`` (raw, for
+  predictions already on the MOS scale) need no fitting.
 * ``plcc_logistic`` / ``rmse_logistic`` first map predictions onto the MOS scale with the VQEG
   monotone logistic (FR-TV Phase II, 2003; Sheikh et al. 2006), then compare the mapped values to
   the MOS. ``fit_logistic`` does the fit; see it for the fixed initial values and the fallback.
@@ -85,6 +86,13 @@ def plcc(pred, mos) -> float:
     return float(stats.pearsonr(pred, mos).statistic)
 
 
+def rmse(pred, mos) -> float:
+    """Root mean squared error of the raw predictions, in MOS units (lower is better): meaningful only
+    when ``pred`` is on the MOS scale (a fine-tuned or probed model), unlike ``rmse_logistic``."""
+    pred, mos = _validate(pred, mos)
+    return float(np.sqrt(np.mean((pred - mos) ** 2)))
+
+
 def _initial_params(pred: np.ndarray, mos: np.ndarray, n_params: int) -> list[float]:
     """Fixed, data-derived starting point (documented in ``fit_logistic``)."""
     direction = 1.0 if stats.pearsonr(pred, mos).statistic >= 0 else -1.0
@@ -155,7 +163,7 @@ def rmse_logistic(pred, mos, n_params: int = 5) -> float:
     return float(np.sqrt(np.mean((mapped - mos) ** 2)))
 
 
-METRIC_NAMES = ("SRCC", "KRCC", "PLCC", "PLCC_logistic", "RMSE_logistic")
+METRIC_NAMES = ("SRCC", "KRCC", "PLCC", "PLCC_logistic", "RMSE", "RMSE_logistic")
 
 
 def all_metrics(pred, mos, n_params: int = 5) -> dict[str, float]:
@@ -165,7 +173,7 @@ def all_metrics(pred, mos, n_params: int = 5) -> dict[str, float]:
     """
     pred, mos = _validate(pred, mos)
     values = {"SRCC": srcc(pred, mos), "KRCC": krcc(pred, mos), "PLCC": plcc(pred, mos),
-              "PLCC_logistic": float("nan"), "RMSE_logistic": float("nan")}
+              "PLCC_logistic": float("nan"), "RMSE": rmse(pred, mos), "RMSE_logistic": float("nan")}
     if pred.size > n_params:
         mapped = fit_logistic(pred, mos, n_params)(pred)
         values["RMSE_logistic"] = float(np.sqrt(np.mean((mapped - mos) ** 2)))

@@ -217,3 +217,20 @@ def test_bad_csv_databases_are_one_line_errors(tmp_path, text, message):
     with pytest.raises(UserError, match=message) as exc:
         load_database("csv", tmp_path / "db.csv")
     assert "\n" not in str(exc.value) and "db.csv" in str(exc.value)
+
+
+def test_csv_reference_is_a_group_key_or_an_existing_file(tmp_path):
+    from PIL import Image
+
+    for name in ("a", "b", "c", "d", "e", "ref"):
+        Image.fromarray(np.full((40, 40, 3), 100, np.uint8)).save(tmp_path / f"{name}.png")
+    pd.DataFrame({"path": ["a.png", "b.png", "c.png", "d.png", "e.png"], "mos": [1, 2, 3, 4, 5],
+                  "reference": ["stream.bmp", "stream.bmp", "ref.png", str(tmp_path / "ref.png"), None]}
+                 ).to_csv(tmp_path / "db.csv", index=False)
+    df = load_database("csv", tmp_path / "db.csv")
+    absolute = str((tmp_path / "ref.png").resolve())
+    assert df["reference"].tolist() == ["stream.bmp", "stream.bmp", absolute, absolute, ""]
+    groups = content_groups(df)
+    assert len(set(groups)) == 3 and groups[4] == df["path"][4]  # empty: the image is its own group
+    for split in make_splits(df, n=5, train=0.5, seed=0):
+        assert not set(groups[split.train]) & set(groups[split.test])

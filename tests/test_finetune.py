@@ -165,3 +165,63 @@ def test_bad_training_images_are_skipped_and_reported_once_even_in_workers(tmp_p
     assert json.loads((tmp_path / "run" / "config.json").read_text())["n_train_images"] == len(train) - 1
     assert len(pd.read_csv(tmp_path / "run" / "history.csv")) == 2
     assert result.metrics["n_missing"] == 0
+
+
+def test_linear_probe_head_init_puts_held_out_predictions_on_the_training_mos_scale(noise_db, tmp_path):
+    _, df = noise_db
+    split = make_splits(df, n=1, seed=4)[0]
+    train, test = df.iloc[split.train], df.iloc[split.test]
+    rank_like = create_model("tiny")
+    with torch.no_grad():  # a rank model: raw scores of a few units, far from normalised MOS in [0, 1]
+        rank_like.head.weight.mul_(100)
+        rank_like.head.bias.fill_(-3.0)
+    save_checkpoint(tmp_path / "rank.pt", {"model_config": rank_like.config, "model_state": rank_like.state_dict()})
+    low, high = train["mos"].min(), train["mos"].max()
+    margin = 0.2 * (high - low)
+
+    def within(predictions):
+        return predictions["pred"].between(low - margin, high + margin).all()
+
+    settings = dict(epochs=2, lr=1e-4, val_fraction=0, **FAST)
+    plain = finetune(train, test, str(tmp_path / "rank.pt"), tmp_path / "plain", FinetuneConfig(head_init="none", **settings))
+    assert not within(plain.predictions)  # the failure this guards against: the rank scale leaks through
+    probed = finetune(train, test, str(tmp_path / "rank.pt"), tmp_path / "probed", FinetuneConfig(**settings))
+    assert within(probed.predictions)
+    assert probed.metrics["subsets"]["ALL"]["RMSE"] < df["mos"].std()
+    head = json.loads((tmp_path / "probed" / "head_init.json").read_text())
+    assert head["n_images"] == len(train) and head["alpha"] > 0
+
+
+def test_head_init_makes_the_scoring_protocol_predict_the_probe(noise_db):
+    from rankiqa.finetune import init_head
+
+    _, df = noise_db
+    frame = df.iloc[:24]
+    targets = (frame["mos"].to_numpy() - frame["mos"].min()) / np.ptp(frame["mos"].to_numpy())
+    model = create_model("tiny")
+    config = FinetuneConfig(**FAST)
+    fitted = init_head(model, frame, targets, config, "cpu")
+    scores = score_paths(model, frame["path"].tolist(), config.eval_patches, config.patch_size, config.seed)
+    rmse = float(np.sqrt(np.mean((scores - targets) ** 2)))
+    assert rmse == pytest.approx(fitted["train_rmse_normalised"], rel=1e-4, abs=1e-6)
+    assert rmse < targets.std()
+
+
+def test_workers_are_sized_to_the_machine_and_torch_warns_once(monkeypatch):
+    import warnings
+
+    import rankiqa.devices as devices
+    from rankiqa.finetune import _quiet_epochs
+
+    for cpus, expected in ((1, 0), (2, 1), (3, 2), (16, 4)):
+        monkeypatch.setattr(devices, "available_cpus", lambda cpus=cpus: cpus)
+        assert devices.default_workers() == expected
+        assert FinetuneConfig().workers == expected
+    monkeypatch.setattr(devices, "available_cpus", lambda: 2)
+    reports = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in _quiet_epochs(range(3), 6, reports.append):
+            torch.utils.data.DataLoader(list(range(4)), num_workers=99)  # torch warns here without the filter
+    assert not [w for w in caught if "DataLoader will create" in str(w.message)]
+    assert len(reports) == 1 and "--workers 6" in reports[0]

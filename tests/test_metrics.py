@@ -244,3 +244,9 @@ def test_all_metrics_needs_n_params_plus_one_items_for_the_logistic():
     assert np.isnan(five["PLCC_logistic"]) and np.isnan(five["RMSE_logistic"])
     four = metrics.all_metrics([1, 3, 2, 5, 4], [1, 2, 3, 4, 5], n_params=4)  # 5 items, 4 parameters: fitted
     assert np.isfinite(four["PLCC_logistic"]) and np.isfinite(four["RMSE_logistic"])
+
+
+def test_raw_rmse_by_hand_and_in_all_metrics():
+    pred, mos = [1.0, 2.0, 4.0, 3.0], [1.5, 2.0, 3.0, 3.0]
+    assert metrics.rmse(pred, mos) == pytest.approx(np.sqrt((0.25 + 0 + 1 + 0) / 4))
+    assert metrics.all_metrics(pred, mos)["RMSE"] == pytest.approx(metrics.rmse(pred, mos))

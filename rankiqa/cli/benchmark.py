@@ -15,8 +15,11 @@ from rankiqa.data.databases import list_databases
               help="Database folder as shipped (CSV file for 'csv'); one per --database, same order.")
 @click.option("--weights", type=click.Path(dir_okay=False), help="Checkpoint to evaluate (or to fine-tune from).")
 @click.option("--model", help="Named model instead of --weights: 'default' or a backbone name (e.g. tiny).")
-@click.option("--finetune", "finetune_models", is_flag=True, help="Fine-tune on each split and test on its held-out part.")
-@click.option("--splits", default=10, show_default=True, help="Random content-disjoint splits (with --finetune).")
+@click.option("--probe", type=click.Choice(["none", "ridge", "finetune"], case_sensitive=False), default=None,
+              help="Protocol: none (zero-shot, the default), ridge (frozen features + ridge regression per split) "
+                   "or finetune (fine-tune per split).")
+@click.option("--finetune", "finetune_models", is_flag=True, help="Same as --probe finetune.")
+@click.option("--splits", default=10, show_default=True, help="Random content-disjoint splits (ridge, finetune).")
 @click.option("--train", "train_fraction", default=0.8, show_default=True, help="Share of references for training.")
 @click.option("--patches", default=30, show_default=True, help="Crops per image when scoring.")
 @click.option("--patch-size", default=224, show_default=True, help="Crop side in pixels.")
@@ -24,20 +27,23 @@ from rankiqa.data.databases import list_databases
 @click.option("--out", "out_dir", default="benchmark_out", show_default=True, type=click.Path(file_okay=False),
               help="Folder for table.md, table.csv, per_split.csv, predictions.csv, scatter.png, runs/.")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False),
-              help="Zero-shot prediction cache [default: $RANKIQA_CACHE or ~/.cache/rankiqa/predictions].")
+              help="Zero-shot prediction and probe feature cache [default: $RANKIQA_CACHE or ~/.cache/rankiqa/predictions].")
 @click.option("--report", is_flag=True, help="Also write OUT/report.html: table, scatter plot, per-type SRCC bars, CSV links.")
 @finetune_options
 def benchmark(names: tuple[str, ...], roots: tuple[str, ...], weights: str | None, model: str | None,
-              finetune_models: bool, splits: int, train_fraction: float, patches: int, patch_size: int,
-              seed: int, out_dir: str, cache_dir: str | None, report: bool, **options) -> None:
-    """Score a database zero-shot, or fine-tune per split, and print the paper's table.
+              probe: str | None, finetune_models: bool, splits: int, train_fraction: float, patches: int,
+              patch_size: int, seed: int, out_dir: str, cache_dir: str | None, report: bool, **options) -> None:
+    """Score a database zero-shot, probe frozen features with ridge regression, or fine-tune per
+    split, and print the paper's table.
 
-    Metrics: SRCC, KRCC, PLCC (raw and after the 5-parameter logistic), RMSE; overall and per
-    distortion type; median and mean ± std over splits. Zero-shot predictions are cached.
+    Metrics: SRCC, KRCC, PLCC and RMSE (raw, and after the 5-parameter logistic); overall and per
+    distortion type; median and mean ± std over splits. Zero-shot predictions and probe features
+    are cached. Warnings are listed under the table and written to OUT/warnings.txt.
 
     \b
     Examples:
       rankiqa benchmark --database tid2013 --root ~/data/tid2013 --weights rank_tid2013.pt
+      rankiqa benchmark --database live --root ~/data/databaserelease2 --model default --probe ridge
       rankiqa benchmark --database live --root ~/data/databaserelease2 --weights rank_live.pt --finetune --splits 10
       rankiqa benchmark --database kadid10k --root ~/data/kadid10k --database tid2013 --root ~/data/tid2013 \\
           --weights rank.pt --finetune
@@ -49,9 +55,9 @@ def benchmark(names: tuple[str, ...], roots: tuple[str, ...], weights: str | Non
     if len(names) != len(roots):
         raise click.UsageError(f"give one --root per --database ({len(names)} databases, {len(roots)} roots)")
     result = run_benchmark(
-        list(zip(names, roots)), weights or model, out_dir, finetune_models=finetune_models, splits=splits,
+        list(zip(names, roots)), weights or model, out_dir, probe=probe, finetune_models=finetune_models, splits=splits,
         train_fraction=train_fraction, patches=patches, patch_size=patch_size, seed=seed,
         finetune_config=finetune_config(**options), cache_dir=cache_dir, report=report)
     click.echo(result.markdown)
-    click.echo(f"wrote {out_dir}/table.md, table.csv, per_split.csv, predictions.csv, scatter.png"
+    click.echo(f"wrote {out_dir}/table.md, table.csv, per_split.csv, predictions.csv, scatter.png, warnings.txt"
                + (", report.html" if report else ""))

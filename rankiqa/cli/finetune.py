@@ -18,7 +18,10 @@ def finetune_options(command):
         click.option("--lr", default=1e-4, show_default=True, help="Adam learning rate."),
         click.option("--val-fraction", default=0.2, show_default=True,
                      help="Share of the training references held out for model selection (0 = last epoch)."),
-        click.option("--workers", default=4, show_default=True, help="Data-loading processes."),
+        click.option("--workers", type=click.IntRange(min=0), default=None,
+                     help="Data-loading processes [default: min(4, CPUs - 1)]."),
+        click.option("--head-init", type=click.Choice(["ridge", "none"]), default="ridge", show_default=True,
+                     help="Before training, fit the score head to the MOS by a ridge linear probe (none: keep it)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ..."),
     ]
     return functools.reduce(lambda wrapped, option: option(wrapped), reversed(options), command)
@@ -28,6 +31,8 @@ def finetune_config(**options):
     """A ``FinetuneConfig`` from the CLI option values (names as in ``finetune_options``)."""
     from rankiqa.finetune import FinetuneConfig
 
+    if options.get("workers") is None:
+        options.pop("workers", None)  # FinetuneConfig sizes it to the machine
     return FinetuneConfig(**options)
 
 

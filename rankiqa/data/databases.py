@@ -359,7 +359,7 @@ def load_clive(root: Path) -> pd.DataFrame:
 
 
 @register("csv", layout="a CSV file with columns path and mos (higher is better) or dmos (lower is better), "
-          "optional reference and distortion; relative paths are relative to the CSV's folder",
+          "optional reference (a content group key) and distortion; relative paths are relative to the CSV's folder",
           source="(your own data)")
 def load_csv(root: Path) -> pd.DataFrame:
     """Any ``path,mos[,reference][,distortion]`` CSV; a ``dmos`` column instead of ``mos`` is negated.
@@ -368,6 +368,10 @@ def load_csv(root: Path) -> pd.DataFrame:
     Refused with one line naming the file and row: no data rows, an empty path or score, a score that
     is not a finite number, an image listed twice (paths compared after resolving them against the
     CSV's folder, so ``a.png`` and ``./a.png`` are one image), a missing image.
+    ``reference`` is a content group key (splits never put one key on both sides): any string,
+    kept as written; a value naming an existing file (absolute, or relative to the CSV's folder) is
+    stored as that file's absolute path, so two spellings of one file are one group. An empty cell
+    (or no column) makes the image a group of its own.
     """
     if root.is_dir():
         raise UserError(_layout_message(DATABASES["csv"], root, "is a folder, expected the CSV file"))
@@ -397,7 +401,7 @@ def load_csv(root: Path) -> pd.DataFrame:
     missing = [path for path in paths if not Path(path).is_file()]
     if missing:
         raise UserError(f"csv: {len(missing)} of {len(paths)} images listed in {root} are missing, e.g. {missing[0]}")
-    references = [absolute(value) for value in table.get("reference", pd.Series([""] * len(table))).fillna("")]
+    references = [_reference_key(base, value) for value in table.get("reference", pd.Series([""] * len(table))).fillna("")]
     distortions = table.get("distortion", pd.Series([AUTHENTIC] * len(table))).fillna(AUTHENTIC)
     raw = table[score_column].to_numpy(np.float64)
     return _frame(paths, references, distortions.tolist(), raw if score_column == "mos" else -raw, raw)
@@ -413,6 +417,18 @@ def _refuse_duplicates(root: Path, paths: list[str]) -> None:
         path, found = repeated[0]
         raise UserError(f"csv: {root}: {len(repeated)} image(s) listed more than once, e.g. {path} in rows "
                         f"{', '.join(map(str, found))}; list each image once (average its scores if needed)")
+
+
+def _reference_key(base: Path, value: str) -> str:
+    """A csv ``reference`` cell as a group key: the absolute path when it names an existing file, else as written."""
+    value = str(value).strip()
+    if not value:
+        return ""
+    try:
+        candidate = base / Path(value).expanduser()
+        return str(candidate.resolve()) if candidate.is_file() else value
+    except (OSError, ValueError):  # not a usable path (too long, NUL byte): a plain key
+        return value
 
 
 def _check_columns(path: Path, table: pd.DataFrame, required: list[str]) -> None:
