@@ -17,3 +17,11 @@ def load_model(name_or_checkpoint="default", **options):
     from rankiqa.score import load_model as _load_model
 
     return _load_model(name_or_checkpoint, **options)
+
+
+def metric(name: str = "default", device=None, scale: str = "raw", **options):
+    """A ``torch.nn.Module`` scoring (N, 3, H, W) tensors in [0, 1], differentiably, higher = better
+    (``lower_better = False``); see ``rankiqa.torch_metric.metric`` and docs/metric.md."""
+    from rankiqa.torch_metric import metric as _metric
+
+    return _metric(name, device=device, scale=scale, **options)

@@ -149,7 +149,8 @@ def run_benchmark(databases: list[tuple[str, str | os.PathLike]], model: str, ou
                   finetune_models: bool = False, splits: int = 10, train_fraction: float = 0.8,
                   patches: int = 30, patch_size: int = 224, seed: int = 0,
                   finetune_config: FinetuneConfig | None = None,
-                  cache_dir: str | os.PathLike | None = None, probe: str | None = None) -> BenchmarkResult:
+                  cache_dir: str | os.PathLike | None = None, probe: str | None = None,
+                  report: bool = False) -> BenchmarkResult:
     """Evaluate ``model`` (checkpoint path, ``"default"`` or backbone name) on ``databases``.
 
     ``probe``: ``"none"`` (zero-shot), ``"ridge"`` (frozen features + ridge regression, see
@@ -157,7 +158,8 @@ def run_benchmark(databases: list[tuple[str, str | os.PathLike]], model: str, ou
     ``probe="finetune"``. ``databases``: one ``(name, root)`` pair, or two for cross-database
     evaluation (ridge or finetune: trained on all of the first, tested on all of the second).
     Writes ``table.md``, ``table.csv``, ``per_split.csv``, ``predictions.csv``, ``scatter.png`` and
-    ``warnings.txt`` to ``out_dir``; returns them as a ``BenchmarkResult``.
+    ``warnings.txt`` to ``out_dir`` (and ``report.html`` with ``report``); returns them as a
+    ``BenchmarkResult``.
     """
     from rankiqa.data import load_database
     from rankiqa.runlog import WarningLog
@@ -217,6 +219,10 @@ def run_benchmark(databases: list[tuple[str, str | os.PathLike]], model: str, ou
     write_text_atomic(out_dir / "table.md", markdown + "\n")
     write_text_atomic(out_dir / "warnings.txt", log.text())
     scatter_plot(predictions, out_dir / "scatter.png", f"{title} ({mode})")
+    if report:
+        from rankiqa.report import write_benchmark_report
+
+        write_benchmark_report(out_dir, table, markdown)
     return BenchmarkResult(per_split, table, predictions, markdown)
 
 

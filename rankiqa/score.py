@@ -279,10 +279,11 @@ class Scorer:
     def _aggregate(self, per_patch: np.ndarray) -> float:
         return float(np.median(per_patch) if self.aggregate == "median" else per_patch.mean())
 
-    def grid_scores(self, image: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(resized image, grid positions, per-cell scores) on a regular patch grid, for heat maps."""
+    def grid_scores(self, image: Any, max_cells: int = MAX_GRID_CELLS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(resized image, grid positions, per-cell scores) on a regular patch grid of up to
+        ``max_cells`` patches per side, for heat maps."""
         rgb = fit_to_patch(as_rgb(image), self.patch_size)
-        positions = grid_positions(rgb.shape, self.patch_size)
+        positions = grid_positions(rgb.shape, self.patch_size, max_cells)
         return rgb, positions, forward_patches(self._fast, crop_patches(rgb, positions, self.patch_size), self.batch_size)
 
 
@@ -480,11 +481,13 @@ def report_scores(
     heatmap_dir: str | os.PathLike | None = None,
     output: str | os.PathLike | None = None,
     log=print,
+    report: str | os.PathLike | None = None,
 ) -> str:
     """Score files/folders/globs, report skipped ones through ``log``, return or write the formatted rows.
 
-    With ``output`` the rows are written there atomically and "" is returned. Raises ``UserError``
-    when no image could be scored.
+    With ``output`` the rows are written there atomically and "" is returned; with ``report`` an HTML
+    report is written too (``rankiqa.report.write_score_report``). Raises ``UserError`` when no image
+    could be scored.
     """
     from tqdm import tqdm
 
@@ -505,6 +508,10 @@ def report_scores(
         raise UserError(f"no image could be scored ({len(skipped)} input(s) skipped, reasons above)")
     if skipped:
         log(f"scored {len(scored)} image(s), skipped {len(skipped)}")
+    if report is not None:
+        from rankiqa.report import write_score_report
+
+        write_score_report(report, scorer, scored, skipped, log=log)
     text = format_results(scored, fmt)
     if output is None:
         return text

@@ -10,8 +10,9 @@ scores them with ONE shared model and applies the chosen ranking loss (``rankiqa
 * ``contrastive`` / ``triplet`` — ``ranked_contrastive_loss`` / ``ranked_triplet_loss``.
 
 Everything a run needs is in ``TrainConfig``; a run folder holds ``config.json``, ``metrics.csv``,
-``val_per_type.csv``, ``last.pt``, ``best.pt`` and ``curves.png``. Data order is a pure function of
-(seed, step), so ``resume`` after a crash replays exactly what an uninterrupted run would do.
+``val_per_type.csv``, ``last.pt``, ``best.pt``, ``curves.png`` and ``report.html`` (rewritten with
+``curves.png``). Data order is a pure function of (seed, step), so ``resume`` after a crash replays
+exactly what an uninterrupted run would do.
 Launched by ``torchrun`` (``WORLD_SIZE`` > 1), it trains with DistributedDataParallel: each process
 takes its own ``batch_sets`` sets per step (gloo on CPU, nccl on GPU).
 """
@@ -46,6 +47,7 @@ from rankiqa.errors import UserError
 from rankiqa.losses import (batch_ranking_loss, pairwise_ranking_loss, ranked_contrastive_loss, ranked_triplet_loss,
                             target_margins, target_ranking_loss, target_regression_loss)
 from rankiqa.models import create_model, get_backbone
+from rankiqa.report import write_train_report
 from rankiqa.seeding import stable_seed
 
 LOSSES = ("batch-ranking", "pairwise", "contrastive", "triplet")
@@ -753,6 +755,7 @@ def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Datase
                 save(last_path)
                 if info.is_main and (step == total_steps or time.monotonic() - last_plot > CURVES_EVERY_S):
                     plot_curves(metrics, run_dir / "curves.png")
+                    write_train_report(run_dir, metrics)
                     last_plot = time.monotonic()
             if step == kill_at_step:
                 os.kill(os.getpid(), signal.SIGKILL)
@@ -762,6 +765,7 @@ def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Datase
         save(last_path)
         if info.is_main:
             plot_curves(metrics, run_dir / "curves.png")
+            write_train_report(run_dir, metrics)
         bar.write(f"interrupted: saved {last_path} at step {step}; continue with --resume")
     finally:
         bar.close()

@@ -139,7 +139,7 @@ def test_run_folder_contents(tmp_path):
     result = train(_config(tmp_path), NoiseSets(), NoiseSets(n_refs=2, seed=1), progress=False)
     run = result.run_dir
     assert {p.name for p in run.iterdir()} == {"config.json", "metrics.csv", "val_per_type.csv", "last.pt",
-                                               "best.pt", "curves.png"}
+                                               "best.pt", "curves.png", "report.html"}
     config = json.loads((run / "config.json").read_text())
     assert config["backbone"] == "tiny" and config["total_steps"] == 12 and config["world_size"] == 1
     rows = list(csv.DictReader((run / "metrics.csv").open()))

@@ -28,10 +28,11 @@ from rankiqa.data.databases import list_databases
               help="Folder for table.md, table.csv, per_split.csv, predictions.csv, scatter.png, runs/.")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False),
               help="Zero-shot prediction and probe feature cache [default: $RANKIQA_CACHE or ~/.cache/rankiqa/predictions].")
+@click.option("--report", is_flag=True, help="Also write OUT/report.html: table, scatter plot, per-type SRCC bars, CSV links.")
 @finetune_options
 def benchmark(names: tuple[str, ...], roots: tuple[str, ...], weights: str | None, model: str | None,
               probe: str | None, finetune_models: bool, splits: int, train_fraction: float, patches: int,
-              patch_size: int, seed: int, out_dir: str, cache_dir: str | None, **options) -> None:
+              patch_size: int, seed: int, out_dir: str, cache_dir: str | None, report: bool, **options) -> None:
     """Score a database zero-shot, probe frozen features with ridge regression, or fine-tune per
     split, and print the paper's table.
 
@@ -56,6 +57,7 @@ def benchmark(names: tuple[str, ...], roots: tuple[str, ...], weights: str | Non
     result = run_benchmark(
         list(zip(names, roots)), weights or model, out_dir, probe=probe, finetune_models=finetune_models, splits=splits,
         train_fraction=train_fraction, patches=patches, patch_size=patch_size, seed=seed,
-        finetune_config=finetune_config(**options), cache_dir=cache_dir)
+        finetune_config=finetune_config(**options), cache_dir=cache_dir, report=report)
     click.echo(result.markdown)
-    click.echo(f"wrote {out_dir}/table.md, table.csv, per_split.csv, predictions.csv, scatter.png, warnings.txt")
+    click.echo(f"wrote {out_dir}/table.md, table.csv, per_split.csv, predictions.csv, scatter.png, warnings.txt"
+               + (", report.html" if report else ""))

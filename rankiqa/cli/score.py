@@ -29,7 +29,10 @@ def model_options(command):
 @click.option("--recursive", is_flag=True, help="Also take images in sub-folders of folder arguments.")
 @click.option("--heatmap", type=click.Path(file_okay=False), help="Folder for one PNG per image: per-patch scores on a grid.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the patch positions (mixed with each image's content).")
-def score(paths, model, weights, patches, patch_size, aggregate, batch_size, fmt, output, recursive, heatmap, seed) -> None:
+@click.option("--report", type=click.Path(dir_okay=False),
+              help="Also write an offline HTML report here (cards worst first, heat maps; pictures in REPORT_files/).")
+def score(paths, model, weights, patches, patch_size, aggregate, batch_size, fmt, output, recursive, heatmap, seed,
+          report) -> None:
     """Score images: one row per image with its score (higher = better) and spread over patches.
 
     PATHS are image files, folders or globs ("photos/*.jpg"). Each image is scored on --patches
@@ -41,10 +44,12 @@ def score(paths, model, weights, patches, patch_size, aggregate, batch_size, fmt
     \b
     Example:
       rankiqa score photos/ --recursive --format csv --output scores.csv
+      rankiqa score photos/ --report report.html
     """
     from rankiqa.score import load_model, report_scores
 
     scorer = load_model(weights or model, patches=patches, patch_size=patch_size, aggregate=aggregate, batch_size=batch_size, seed=seed)
-    text = report_scores(scorer, paths, recursive=recursive, fmt=fmt, heatmap_dir=heatmap, output=output, log=lambda line: click.echo(line, err=True))
+    text = report_scores(scorer, paths, recursive=recursive, fmt=fmt, heatmap_dir=heatmap, output=output,
+                         log=lambda line: click.echo(line, err=True), report=report)
     if text:
         click.echo(text)
