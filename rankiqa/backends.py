@@ -26,6 +26,7 @@ made from (weights, versions, recipe), so only the first use of a model pays for
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 import warnings
@@ -273,13 +274,17 @@ def quantize_int8(source: str | os.PathLike, out: str | os.PathLike, patch_size:
         def get_next(self):
             return next(self.batches, None)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quantize_static(
-            str(source), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-            nodes_to_exclude=float_nodes(onnx.load(str(source))),
-        )
+    logging.disable(logging.WARNING)  # the quantiser logs advice ("consider pre-processing") on the root logger
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_static(
+                str(source), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+                nodes_to_exclude=float_nodes(onnx.load(str(source))),
+            )
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def _graph(module, precision: str, patch_size: int) -> Path:
