@@ -133,6 +133,7 @@ def main() -> None:
     parser.add_argument("--e2e-repeats", type=int, default=2)
     parser.add_argument("--e2e-backend", default="openvino bf16", help="backend and precision timed end to end besides torch fp32")
     parser.add_argument("--baseline", help="root of another rankiqa checkout (today's code) to time end to end")
+    parser.add_argument("--skip-table", action="store_true", help="only the end-to-end and memory parts")
     args = parser.parse_args()
 
     if DEFAULT_WEIGHTS.is_file():
@@ -153,7 +154,7 @@ def main() -> None:
           f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.images} images of 512x512, "
           f"224 px patches; median [best] of {args.repeats} runs, contenders interleaved\n")
     print(f"model: {label}\n\n| backend precision | patches/image | patches/s | images/s | x torch fp32 |\n|---|---|---|---|---|")
-    for patches in PATCH_COUNTS:
+    for patches in () if args.skip_table else PATCH_COUNTS:
         timed = {name: Scorer(module, patches=patches, backend=s.backend, precision=s.precision) for name, s in scorers.items()}
         if not args.no_resnet:
             timed["resnet50 torch fp32"] = Scorer(resnet, patches=patches)
