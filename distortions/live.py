@@ -8,14 +8,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from distortions._registry import register
-from distortions.compression import jpeg, jpeg2000
+from distortions._registry import register, register_levels
+from distortions.compression import jpeg, jpeg2000_layers
 from distortions.noise import add_scaled_field, normal_field
 
 LIVE_BLUR_KERNEL_SIZES = (7, 15, 39, 91, 199)
 LIVE_NOISE_LOG2_VARIANCES = (-10.0, -7.5, -5.5, -3.5, 0.0)
 LIVE_JPEG_QUALITIES = (43, 12, 7, 4, 1)
 LIVE_JPEG2000_BPP = (0.46, 0.16, 0.07, 0.04, 0.02)
+LIVE_JPEG2000_RATIOS = tuple(24 / bpp for bpp in LIVE_JPEG2000_BPP)
 
 
 @register(
@@ -66,4 +67,9 @@ def live_jpeg(image: np.ndarray, level: int, rng: np.random.Generator) -> np.nda
     source="RankIQA LIVE generator",
 )
 def live_jpeg2000(image: np.ndarray, level: int, rng: np.random.Generator) -> np.ndarray:
-    return jpeg2000(image, 24 / LIVE_JPEG2000_BPP[level - 1])
+    return jpeg2000_layers(image, LIVE_JPEG2000_RATIOS, decode=(level - 1,))[0]
+
+
+@register_levels("live_jpeg2000")
+def live_jpeg2000_levels(image: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+    return jpeg2000_layers(image, LIVE_JPEG2000_RATIOS)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import glob
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -160,6 +161,44 @@ def read_for_scoring(path: str | os.PathLike) -> np.ndarray:
     return load_pristine(path, min_side=MIN_SIDE).image
 
 
+def read_and_crop(item: Any, index: int, patches: int, patch_size: int, seed: int) -> tuple[ImageScore, np.ndarray]:
+    """Decode one input (path, PIL image or uint8 array; ``index`` names a non-path) and cut its
+    seeded crops: (ImageScore holding the path, uint8 (patches, P, P, 3) crops), or (ImageScore
+    with ``error``, no crops) for an unreadable, invalid or too small input. The CPU half of
+    ``Scorer.score_many``; the Ray engine runs it in its decode tasks."""
+    is_path = isinstance(item, (str, os.PathLike))
+    result = ImageScore(str(item) if is_path else f"<{type(item).__name__} {index}>")
+    try:
+        image = read_for_scoring(item) if is_path else item
+        return result, _seeded_patches(image, patches, patch_size, seed)
+    except (UserError, ValueError, TypeError) as exc:
+        result.error = str(exc).removeprefix(f"{item}: ") if is_path else str(exc)
+        return result, np.zeros((0, patch_size, patch_size, 3), np.uint8)
+
+
+def read_ahead(items: Iterable[Any], read: Callable[[Any, int], Any], workers: int) -> Iterator[Any]:
+    """``read(item, index)`` for each item, in order, computed by ``workers`` threads that run at
+    most ``workers + 1`` items ahead of the consumer (so at most that many decoded images are in
+    memory); ``workers=0`` reads in the calling thread. A reader's unexpected exception is re-raised."""
+    if workers == 0:
+        yield from (read(item, index) for index, item in enumerate(items))
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="rankiqa-decode")
+    try:
+        ahead: deque = deque()
+        for index, item in enumerate(items):
+            ahead.append(pool.submit(read, item, index))
+            if len(ahead) > workers:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 @dataclass
 class Scorer:
     """A quality model plus its scoring protocol. ``score`` returns floats, higher = better.
@@ -169,7 +208,10 @@ class Scorer:
     ``batch_size``: patches per forward pass (memory and speed; a score changes only by float rounding,
     ~1e-6, see the module docstring); ``seed``: patch seed;
     ``device``: where the forward passes run ("cpu", "cuda", ...; None: where the module's weights are).
-    Scores are computed with ``inference_copy(module)``, made once when the scorer is created.
+    ``backend`` and ``precision``: how the forward passes run (``rankiqa.backends``: "torch",
+    "onnxruntime", "openvino"; "fp32", "bf16", "int8"); ``decode_workers``: threads that decode and
+    crop the next images while the model runs (0: none). Scores are computed with
+    ``inference_copy(module)``, made once when the scorer is created.
     """
 
     module: Any
@@ -179,18 +221,28 @@ class Scorer:
     batch_size: int = 32
     seed: int = 0
     device: str | None = None
+    backend: str = "torch"
+    precision: str = "fp32"
+    decode_workers: int = 2
 
     def __post_init__(self) -> None:
+        from rankiqa.backends import build_forward
+
         for name in ("patches", "patch_size", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if isinstance(self.decode_workers, bool) or not isinstance(self.decode_workers, int) or self.decode_workers < 0:
+            raise ValueError(f"decode_workers must be an int >= 0, got {self.decode_workers!r}")
+        if self.backend != "torch" and self.device not in (None, "cpu"):
+            raise ValueError(f"device {self.device!r} needs backend 'torch' (backend {self.backend!r} runs on the CPU)")
         if self.aggregate not in AGGREGATES:
             raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {self.aggregate!r}")
         self.module.eval()
         self._fast = inference_copy(self.module)
         if self.device is not None:
             self._fast = self._fast.to(self.device)
+        self._forward = build_forward(self._fast, self.backend, self.precision, self.batch_size, self.patch_size)
 
     @property
     def calibration(self) -> dict[str, Any] | None:
@@ -228,26 +280,20 @@ class Scorer:
 
     def per_patch(self, image: Any) -> np.ndarray:
         """The (patches,) float64 scores of one image's seeded crops."""
-        return forward_patches(self._fast, _seeded_patches(image, self.patches, self.patch_size, self.seed), self.batch_size)
+        return self._forward(_seeded_patches(image, self.patches, self.patch_size, self.seed))
 
     def score_many(self, items: Iterable[Any]) -> Iterator[ImageScore]:
         """One ``ImageScore`` per path, PIL image or uint8 array, in order; unreadable, invalid or
         too small inputs, and images the model gives a non-finite (NaN/inf) patch score, carry an
         ``error`` instead of a score.
 
-        Patches of consecutive images share forward passes of up to ``batch_size`` patches.
+        Patches of consecutive images share forward passes of up to ``batch_size`` patches; the
+        next images are decoded and cropped by ``decode_workers`` threads while the model runs.
         """
         queue: list[tuple[ImageScore, np.ndarray]] = []
         pending = 0
-        for index, item in enumerate(items):
-            is_path = isinstance(item, (str, os.PathLike))
-            result = ImageScore(str(item) if is_path else f"<{type(item).__name__} {index}>")
-            try:
-                image = read_for_scoring(item) if is_path else item
-                crops = _seeded_patches(image, self.patches, self.patch_size, self.seed)
-            except (UserError, ValueError, TypeError) as exc:
-                result.error = str(exc).removeprefix(f"{item}: ") if is_path else str(exc)
-                crops = np.zeros((0, self.patch_size, self.patch_size, 3), np.uint8)
+        read = partial(read_and_crop, patches=self.patches, patch_size=self.patch_size, seed=self.seed)
+        for result, crops in read_ahead(items, read, self.decode_workers):
             queue.append((result, crops))
             pending += len(crops)
             if pending >= self.batch_size:
@@ -258,7 +304,7 @@ class Scorer:
     def _flush(self, queue: list[tuple[ImageScore, np.ndarray]]) -> Iterator[ImageScore]:
         if not queue:
             return
-        scores = forward_patches(self._fast, np.concatenate([crops for _, crops in queue]), self.batch_size)
+        scores = self._forward(np.concatenate([crops for _, crops in queue]))
         start = 0
         for result, crops in queue:
             if result.error is None:
@@ -284,7 +330,7 @@ class Scorer:
         ``max_cells`` patches per side, for heat maps."""
         rgb = fit_to_patch(as_rgb(image), self.patch_size)
         positions = grid_positions(rgb.shape, self.patch_size, max_cells)
-        return rgb, positions, forward_patches(self._fast, crop_patches(rgb, positions, self.patch_size), self.batch_size)
+        return rgb, positions, self._forward(crop_patches(rgb, positions, self.patch_size))
 
 
 def heatmap_overlay(image: np.ndarray, positions: np.ndarray, scores: np.ndarray, patch_size: int) -> np.ndarray:
@@ -359,7 +405,8 @@ def load_model(name_or_checkpoint: str | os.PathLike = "default", **options: Any
     A backbone name (see ``rankiqa.models.list_backbones()``) gives an untrained model (random
     score head); append ``:pretrained`` for an ImageNet-initialised backbone, e.g.
     ``"efficientnet_lite0:pretrained"``. ``options`` are ``Scorer`` fields (patches, patch_size,
-    aggregate, batch_size, seed).
+    aggregate, batch_size, seed, device, backend, precision, decode_workers), e.g.
+    ``load_model("default", backend="openvino", precision="bf16")``.
     """
     return Scorer(load_module(name_or_checkpoint), **options)
 

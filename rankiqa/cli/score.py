@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from rankiqa.backends import PRECISIONS, list_backends
+
 MODEL_HELP = (
     "'default' (the bundled model), or a backbone name for an UNTRAINED model: random score head, "
     "random backbone, or ImageNet backbone with NAME:pretrained (e.g. efficientnet_lite0:pretrained)."
@@ -31,8 +33,14 @@ def model_options(command):
 @click.option("--seed", default=0, show_default=True, help="Seed of the patch positions (mixed with each image's content).")
 @click.option("--report", type=click.Path(dir_okay=False),
               help="Also write an offline HTML report here (cards worst first, heat maps; pictures in REPORT_files/).")
+@click.option("--backend", type=click.Choice(list_backends()), default="torch", show_default=True,
+              help="Inference engine; onnxruntime and openvino need pip install \"rankiqa[onnx]\" / \"rankiqa[openvino]\" "
+                   "and are faster on CPU (docs/performance.md).")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+              help="fp32 (scores as torch within 1e-4), or the faster approximations bf16 (torch, openvino) and int8 "
+                   "(onnxruntime, openvino).")
 def score(paths, model, weights, patches, patch_size, aggregate, batch_size, fmt, output, recursive, heatmap, seed,
-          report) -> None:
+          report, backend, precision) -> None:
     """Score images: one row per image with its score (higher = better) and spread over patches.
 
     PATHS are image files, folders or globs ("photos/*.jpg"). Each image is scored on --patches
@@ -42,13 +50,15 @@ def score(paths, model, weights, patches, patch_size, aggregate, batch_size, fmt
     non-finite score, are reported and skipped; the exit code is non-zero only if nothing was scored.
 
     \b
-    Example:
+    Examples:
       rankiqa score photos/ --recursive --format csv --output scores.csv
       rankiqa score photos/ --report report.html
+      rankiqa score photos/ --backend openvino --precision bf16
     """
     from rankiqa.score import load_model, report_scores
 
-    scorer = load_model(weights or model, patches=patches, patch_size=patch_size, aggregate=aggregate, batch_size=batch_size, seed=seed)
+    scorer = load_model(weights or model, patches=patches, patch_size=patch_size, aggregate=aggregate, batch_size=batch_size,
+                        seed=seed, backend=backend, precision=precision)
     text = report_scores(scorer, paths, recursive=recursive, fmt=fmt, heatmap_dir=heatmap, output=output,
                          log=lambda line: click.echo(line, err=True), report=report)
     if text:
