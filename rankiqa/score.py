@@ -149,6 +149,21 @@ def read_for_scoring(path: str | os.PathLike) -> np.ndarray:
     return load_pristine(path, min_side=MIN_SIDE).image
 
 
+def read_and_crop(item: Any, index: int, patches: int, patch_size: int, seed: int) -> tuple[ImageScore, np.ndarray]:
+    """Decode one input (path, PIL image or uint8 array; ``index`` names a non-path) and cut its
+    seeded crops: (ImageScore holding the path, uint8 (patches, P, P, 3) crops), or (ImageScore
+    with ``error``, no crops) for an unreadable, invalid or too small input. The CPU half of
+    ``Scorer.score_many``; the Ray engine runs it in its decode tasks."""
+    is_path = isinstance(item, (str, os.PathLike))
+    result = ImageScore(str(item) if is_path else f"<{type(item).__name__} {index}>")
+    try:
+        image = read_for_scoring(item) if is_path else item
+        return result, _seeded_patches(image, patches, patch_size, seed)
+    except (UserError, ValueError, TypeError) as exc:
+        result.error = str(exc).removeprefix(f"{item}: ") if is_path else str(exc)
+        return result, np.zeros((0, patch_size, patch_size, 3), np.uint8)
+
+
 @dataclass
 class Scorer:
     """A quality model plus its scoring protocol. ``score`` returns floats, higher = better.
@@ -206,14 +221,7 @@ class Scorer:
         queue: list[tuple[ImageScore, np.ndarray]] = []
         pending = 0
         for index, item in enumerate(items):
-            is_path = isinstance(item, (str, os.PathLike))
-            result = ImageScore(str(item) if is_path else f"<{type(item).__name__} {index}>")
-            try:
-                image = read_for_scoring(item) if is_path else item
-                crops = _seeded_patches(image, self.patches, self.patch_size, self.seed)
-            except (UserError, ValueError, TypeError) as exc:
-                result.error = str(exc).removeprefix(f"{item}: ") if is_path else str(exc)
-                crops = np.zeros((0, self.patch_size, self.patch_size, 3), np.uint8)
+            result, crops = read_and_crop(item, index, self.patches, self.patch_size, self.seed)
             queue.append((result, crops))
             pending += len(crops)
             if pending >= self.batch_size:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from rankiqa.cli.engine import engine_options
+
 MODEL_HELP = (
     "'default' (the bundled model), or a backbone name for an UNTRAINED model: random score head, "
     "random backbone, or ImageNet backbone with NAME:pretrained (e.g. efficientnet_lite0:pretrained)."
@@ -23,11 +25,18 @@ def model_options(command):
 @click.option("--aggregate", type=click.Choice(["mean", "median"]), default="mean", show_default=True, help="How patch scores become one score.")
 @click.option("--batch-size", default=32, show_default=True, help="Patches per forward pass (memory only; never changes a score).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-@click.option("--output", type=click.Path(dir_okay=False), help="Write the results to this file instead of the terminal.")
+@click.option("--output", type=click.Path(dir_okay=False),
+              help="Write the results to this file instead of the terminal (--engine ray: .csv, .json or .parquet).")
 @click.option("--recursive", is_flag=True, help="Also take images in sub-folders of folder arguments.")
 @click.option("--heatmap", type=click.Path(file_okay=False), help="Folder for one PNG per image: per-patch scores on a grid.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the patch positions (mixed with each image's content).")
-def score(paths, model, weights, patches, patch_size, aggregate, batch_size, fmt, output, recursive, heatmap, seed) -> None:
+@engine_options
+@click.option("--actors", type=click.IntRange(min=1), default=None,
+              help="--engine ray: model replicas (default: one per cluster CPU, or per GPU share).")
+@click.option("--gpus-per-actor", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="--engine ray: GPUs per model replica (e.g. 1, or 0.5 to share one).")
+def score(paths, model, weights, patches, patch_size, aggregate, batch_size, fmt, output, recursive, heatmap, seed,
+          engine, address, actors, gpus_per_actor) -> None:
     """Score images: one row per image with its score (higher = better) and spread over patches.
 
     PATHS are image files, folders or globs ("photos/*.jpg"). Each image is scored on --patches
@@ -38,10 +47,24 @@ def score(paths, model, weights, patches, patch_size, aggregate, batch_size, fmt
     \b
     Example:
       rankiqa score photos/ --recursive --format csv --output scores.csv
+      rankiqa score /shared/photos --recursive --engine ray --address head:6379 --gpus-per-actor 1 --output s.parquet
     """
+    from rankiqa.errors import UserError
     from rankiqa.score import load_model, report_scores
 
+    if engine == "local" and (address or actors or gpus_per_actor):
+        raise UserError("--address, --actors and --gpus-per-actor need --engine ray")
+    if engine == "ray":
+        from rankiqa.ray_engine import import_ray, score_with_ray
+
+        import_ray()
+        if not output or heatmap:
+            raise UserError("--engine ray writes --output FILE (.csv, .json or .parquet) and draws no --heatmap")
     scorer = load_model(weights or model, patches=patches, patch_size=patch_size, aggregate=aggregate, batch_size=batch_size, seed=seed)
+    if engine == "ray":
+        score_with_ray(scorer, paths, output, recursive=recursive, address=address, actors=actors,
+                       gpus_per_actor=gpus_per_actor, log=lambda line: click.echo(line, err=True))
+        return
     text = report_scores(scorer, paths, recursive=recursive, fmt=fmt, heatmap_dir=heatmap, output=output, log=lambda line: click.echo(line, err=True))
     if text:
         click.echo(text)
