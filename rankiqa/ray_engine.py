@@ -148,7 +148,86 @@ def _quiet_ray_data(ray) -> None:
     context.enable_progress_bars = False
     if hasattr(context, "enable_operator_progress_bars"):
         context.enable_operator_progress_bars = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+
+
+def _session_pids(session: int) -> list[int]:
+    import subprocess
+
+    found = subprocess.run(["pgrep", "-s", str(session)], capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in found]
+
+
+def _stop_session(session: int, grace_s: float = 3.0) -> list[int]:
+    """SIGTERM, then SIGKILL, every process of one session; the pids still there afterwards."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in _session_pids(session):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace_s
+        while _session_pids(session) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    return _session_pids(session)
+
+
+LOCAL_CLUSTER_PORTS = ("port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+                       "metrics-export-port", "runtime-env-agent-port", "node-manager-port", "object-manager-port")
+"""The `ray start` ports ``local_cluster`` sets to free ones (Ray's fixed defaults collide between
+two clusters on one machine)."""
+
+
+@contextmanager
+def local_cluster(num_cpus: int, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Yield the address (127.0.0.1:PORT) of a Ray head node with ``num_cpus`` CPUs started for the
+    block (`ray start --head`, dashboard off, its own temp dir), as tests and benchmarks need a real
+    cluster joined by address; token authentication is off. On exit every process of its session
+    is stopped (only those); ``RuntimeError`` if any is left. ``env``: the environment of the node
+    and its workers (default: this process's)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    import_ray()
+    probes = [socket.socket() for _ in LOCAL_CLUSTER_PORTS]
+    for probe in probes:
+        probe.bind(("127.0.0.1", 0))
+    ports = [probe.getsockname()[1] for probe in probes]  # all free at once: no two alike
+    for probe in probes:
+        probe.close()
+    port = ports[0]
+    script = Path(sys.executable).with_name("ray")
+    command = [str(script)] if script.exists() else [sys.executable, "-c", "from ray.scripts.scripts import main; main()"]
+    command += ["start", "--head", "--num-cpus", str(num_cpus), "--node-ip-address", "127.0.0.1",
+                "--include-dashboard=false", "--disable-usage-stats"]
+    command += [f"--{name}={number}" for name, number in zip(LOCAL_CLUSTER_PORTS, ports)]
+    # Token authentication off: Ray 2.5x turns it on when ~/.ray/auth_token exists, and a driver
+    # without RAY_AUTH_MODE=token is then refused. This node is short-lived and meant for loopback use.
+    env = {**(os.environ if env is None else env), "RAY_AUTH_MODE": "disabled"}
+    temp = tempfile.mkdtemp(prefix="rq", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    sessions: list[int] = []
+    try:
+        for _ in range(2):  # Ray gives a raylet 30 s to register: a loaded machine can miss that once
+            starter = subprocess.Popen(command + ["--temp-dir", temp], env=env, start_new_session=True,
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            sessions.append(starter.pid)
+            try:
+                output, _ = starter.communicate(timeout=180)
+            finally:
+                if starter.poll() is None:
+                    starter.kill()
+            if starter.returncode == 0:
+                break
+            _stop_session(starter.pid)
+        else:
+            raise RuntimeError(f"ray start failed twice (exit code {starter.returncode}): {output[-2000:]}")
+        yield f"127.0.0.1:{port}"
+    finally:
+        left = [pid for session in sessions for pid in _stop_session(session)]
+        shutil.rmtree(temp, ignore_errors=True)
+        if left:
+            raise RuntimeError(f"Ray processes left running after stopping the local cluster: {left}")
 
 
 # ---------------------------------------------------------------------------------------- generate
@@ -350,8 +429,8 @@ def score_with_ray(
                            batch_size=scorer.batch_size, seed=scorer.seed)
             items = [{"index": index, "path": str(path)} for index, path in enumerate(files)]
             dataset = (
-                ray.data.from_items(items, override_num_blocks=min(len(items), 4 * actors))
-                .map_batches(_decode_batch, batch_size=4, num_cpus=DECODE_CPUS,
+                ray.data.from_items(items, override_num_blocks=min(len(items), max(8 * actors, len(items) // 64)))
+                .map_batches(_decode_batch, batch_size=None, num_cpus=DECODE_CPUS,
                              fn_kwargs=dict(patches=scorer.patches, patch_size=scorer.patch_size, seed=scorer.seed))
                 .map_batches(_ScoreActor, batch_size=max(1, -(-scorer.batch_size // scorer.patches)),
                              compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=gpus_per_actor or None,

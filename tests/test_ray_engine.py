@@ -1,8 +1,9 @@
 """`--engine ray` for generate and score, on a real local Ray cluster joined by address.
 
-The cluster is a `ray start --head --num-cpus 2` subprocess (dashboard off, its own temp dir, a free
-port on 127.0.0.1), shared by this module and always stopped: every process of its session is
-killed in the fixture's teardown, which then checks that none is left.
+The cluster is a `ray start --head --num-cpus 2` subprocess (``rankiqa.ray_engine.local_cluster``:
+dashboard off, its own temp dir, a free port on 127.0.0.1), shared by this module and always
+stopped: every process of its session is killed in the fixture's teardown, which then checks that
+none is left.
 """
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -25,7 +25,7 @@ import torch
 from rankiqa.cli import main
 from rankiqa.errors import UserError
 from rankiqa.generate import KILL_AFTER_REFERENCES_ENV, PROGRESS_DIR, generate
-from rankiqa.ray_engine import INSTALL_HINT, PAUSE_WORKER_ENV, score_with_ray, write_rows
+from rankiqa.ray_engine import INSTALL_HINT, PAUSE_WORKER_ENV, local_cluster, score_with_ray, write_rows
 from rankiqa.score import Scorer, load_module
 from test_generate import make_photos, tree
 
@@ -39,29 +39,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def session_pids(session: int) -> list[int]:
-    found = subprocess.run(["pgrep", "-s", str(session)], capture_output=True, text=True).stdout.split()
-    return [int(pid) for pid in found]
-
-
-def stop_session(session: int, grace_s: float = 3.0) -> None:
-    """SIGTERM, then SIGKILL, every process of the session ``ray start`` created (no other process)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in session_pids(session):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + grace_s
-        while session_pids(session) and time.monotonic() < deadline:
-            time.sleep(0.2)
-
-
-def ray_command() -> list[str]:
-    script = Path(sys.executable).with_name("ray")
-    return [str(script)] if script.exists() else [sys.executable, "-c", "from ray.scripts.scripts import main; main()"]
-
-
 def child_env(**extra: str) -> dict[str, str]:
     path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0", **extra}
@@ -69,25 +46,11 @@ def child_env(**extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def cluster() -> str:
-    """The address (127.0.0.1:PORT) of a 2-CPU Ray head node started for this module."""
+    """The address (127.0.0.1:PORT) of a 2-CPU Ray head node started for this module; stopped
+    afterwards even when a test fails, and ``local_cluster`` fails the teardown if a process is left."""
     pytest.importorskip("ray")
-    temp = tempfile.mkdtemp(prefix="rq", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
-    port = free_port()
-    command = ray_command() + ["start", "--head", "--num-cpus", "2", "--port", str(port), "--temp-dir", temp,
-                               "--node-ip-address", "127.0.0.1", "--include-dashboard=false", "--disable-usage-stats"]
-    starter = subprocess.Popen(command, env=child_env(), start_new_session=True, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    try:
-        output, _ = starter.communicate(timeout=120)
-        assert starter.returncode == 0, output[-3000:]
-        yield f"127.0.0.1:{port}"
-    finally:
-        if starter.poll() is None:
-            starter.kill()
-        stop_session(starter.pid)
-        left = session_pids(starter.pid)
-        subprocess.run(["rm", "-rf", temp], check=False)
-        assert not left, f"Ray processes left running: {left}"
+    with local_cluster(2, env=child_env()) as address:
+        yield address
 
 
 @pytest.fixture
