@@ -4,13 +4,14 @@ Run from the repository root (needs the ray extra):
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_scale.py --photos 24
 
-Contenders, taking turns in every round (so load from other jobs hits them alike):
+Contenders (pairs of the same parallelism take turns, so load from other jobs hits them alike):
   local 1  generate --workers 1 / one scoring process;
   local 2  generate --workers 2 / two scoring processes, each scoring every other file;
   ray 1    --engine ray on a 1-CPU Ray head node joined by address;
   ray 2    --engine ray on a 2-CPU Ray head node joined by address.
-The two Ray nodes are started once (`ray start`, as a cluster would be) and stay up; each timed run
-joins its node, runs, and disconnects, so joining, scheduling and the Ray Data pipeline are timed.
+Each Ray node is started once (`ray start`, as a cluster would be), one at a time, and the local
+contender of the same parallelism takes turns with it; each timed Ray run joins the node, runs and
+disconnects, so joining, scheduling and the Ray Data pipeline are timed.
 Every generate run must write the same manifest and every score run the same scores (checked).
 Ray overhead = 1 - (Ray images/s) / (local images/s at the same parallelism); the goal is <= 15 %.
 Photos: the first N of ../shared/data/pristine/train (sorted) when present, else synthetic 500x500.
@@ -100,8 +101,7 @@ def main() -> None:
     load = os.getloadavg()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, python "
           f"{platform.python_version()}, load average at start {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
-    with tempfile.TemporaryDirectory(prefix="bench_scale_") as scratch, \
-            local_cluster(1, env=env) as ray1, local_cluster(2, env=env) as ray2:
+    with tempfile.TemporaryDirectory(prefix="bench_scale_") as scratch:
         source = Path(scratch) / "src"
         print(f"photos: {args.photos} from {prepare_photos(source, args.src, args.photos)}")
         paths = [str(source / name) for name in find_images(source)]
@@ -131,33 +131,30 @@ def main() -> None:
                 assert np.allclose(scores[label], result, atol=1e-5), label
             scores[label] = result
 
-        tables = []
-        if args.only in (None, "generate"):
-            tables.append(("generate", len(paths) * (1 + 5 * len(names)), {
-                "local 1": lambda: generate_with(workers=1),
-                "local 2": lambda: generate_with(workers=2),
-                "ray 1": lambda: generate_with(engine="ray", address=ray1),
-                "ray 2": lambda: generate_with(engine="ray", address=ray2),
-            }))
-        if args.only in (None, "score"):
-            tables.append(("score", len(paths), {
-                "local 1": lambda: score_with("local 1", 1),
-                "local 2": lambda: score_with("local 2", 2),
-                "ray 1": lambda: score_with("ray 1", address=ray1),
-                "ray 2": lambda: score_with("ray 2", address=ray2),
-            }))
-        for task, images, runs in tables:
-            times = time_interleaved(runs, repeats=args.repeats, warmup=1)
+        tasks = [task for task in ("generate", "score") if args.only in (None, task)]
+        times: dict[str, dict[str, list[float]]] = {task: {} for task in tasks}
+        for cpus in (1, 2):  # one Ray node at a time (two on this small machine starve each other)
+            with local_cluster(cpus, env=env) as address:
+                for task in tasks:
+                    if task == "generate":
+                        runs = {f"local {cpus}": lambda: generate_with(workers=cpus),
+                                f"ray {cpus}": lambda: generate_with(engine="ray", address=address)}
+                    else:
+                        runs = {f"local {cpus}": lambda: score_with(f"local {cpus}", cpus),
+                                f"ray {cpus}": lambda: score_with(f"ray {cpus}", address=address)}
+                    times[task].update(time_interleaved(runs, repeats=args.repeats, warmup=1))
+        for task in tasks:
+            images = len(paths) * (1 + 5 * len(names)) if task == "generate" else len(paths)
             detail = f"{len(names)} types, {images} images/run" if task == "generate" else f"{args.patches} patches/image"
             print(f"\n{task}: {len(paths)} photos, {detail}; median [best] of {args.repeats} runs")
             print("| contender | seconds | images/s | Ray overhead vs local, same CPUs |")
             print("|---|---|---|---|")
-            for name, seconds in times.items():
+            for name, seconds in times[task].items():
                 median = statistics.median(seconds)
                 rate = images / median
                 overhead = ""
                 if name.startswith("ray"):
-                    local = images / statistics.median(times[name.replace("ray", "local")])
+                    local = images / statistics.median(times[task][name.replace("ray", "local")])
                     overhead = f"{100 * (1 - rate / local):+.0f} %"
                 print(f"| {name} | {median:.1f} [{min(seconds):.1f}] | {rate:.2f} | {overhead} |")
             if task == "generate":
