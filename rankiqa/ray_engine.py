@@ -40,8 +40,8 @@ if TYPE_CHECKING:
 INSTALL_HINT = 'pip install "rankiqa[ray]"'
 MAX_RETRIES = 3
 """Times Ray re-runs a generate task whose worker process died (the task is idempotent)."""
-CONNECT_TIMEOUT_S = 20
-"""Seconds allowed to reach and join a cluster before a one-line error."""
+CONNECT_TIMEOUT_S = 60
+"""Seconds allowed to join a cluster that answers at ``address`` (nothing answering fails at once)."""
 DECODE_CPUS = 0.25
 """CPUs reserved by one decode-and-crop task (short); a CPU scoring actor reserves the rest of one."""
 OUTPUT_SUFFIXES = (".csv", ".json", ".parquet")
@@ -127,8 +127,11 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Itera
         options["runtime_env"] = {"env_vars": {PAUSE_WORKER_ENV: os.environ[PAUSE_WORKER_ENV]}}
     where = f"--address {address}" if address else "a local Ray instance"
     try:
-        with _time_limit(CONNECT_TIMEOUT_S, f"joining {where}"):
+        if address is None:
             ray.init(**options)
+        else:
+            with _time_limit(CONNECT_TIMEOUT_S, f"joining {where}"):
+                ray.init(**options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         ray.shutdown()
         reason = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
@@ -209,7 +212,7 @@ def local_cluster(num_cpus: int, env: dict[str, str] | None = None) -> Iterator[
     temp = tempfile.mkdtemp(prefix="rq", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
     sessions: list[int] = []
     try:
-        for _ in range(2):  # Ray gives a raylet 30 s to register: a loaded machine can miss that once
+        for _ in range(3):  # Ray gives a raylet 30 s to register: a loaded machine can miss that
             starter = subprocess.Popen(command + ["--temp-dir", temp], env=env, start_new_session=True,
                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             sessions.append(starter.pid)
@@ -222,7 +225,7 @@ def local_cluster(num_cpus: int, env: dict[str, str] | None = None) -> Iterator[
                 break
             _stop_session(starter.pid)
         else:
-            raise RuntimeError(f"ray start failed twice (exit code {starter.returncode}): {output[-2000:]}")
+            raise RuntimeError(f"ray start failed 3 times (exit code {starter.returncode}): {output[-2000:]}")
         yield f"127.0.0.1:{port}"
     finally:
         left = [pid for session in sessions for pid in _stop_session(session)]
