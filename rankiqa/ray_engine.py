@@ -207,8 +207,7 @@ def local_cluster(num_cpus: int, env: dict[str, str] | None = None) -> Iterator[
     command += [f"--{name}={number}" for name, number in zip(LOCAL_CLUSTER_PORTS, ports)]
     # Token authentication off: Ray 2.5x turns it on when ~/.ray/auth_token exists, and a driver
     # without RAY_AUTH_MODE=token is then refused. This node is short-lived and meant for loopback use.
-    # A raylet waits 30 s (Ray's default) for its agents to start; a loaded machine needs longer.
-    env = {"RAY_agent_register_timeout_ms": "120000", **(os.environ if env is None else env), "RAY_AUTH_MODE": "disabled"}
+    env = {**(os.environ if env is None else env), "RAY_AUTH_MODE": "disabled"}
     temp = tempfile.mkdtemp(prefix="rq", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
     sessions: list[int] = []
     try:
