@@ -62,6 +62,7 @@ from rankiqa.imageio import (
 from rankiqa.seeding import stable_seed
 
 OUTPUT_FORMATS = ("png", "bmp", "jpg")
+ENGINES = ("local", "ray")
 JPEG_QUALITY = 95
 PNG_COMPRESS_LEVEL = 1  # zlib level: lossless either way; 1 writes ~3x faster than 6 for ~30% more bytes
 MANIFEST_COLUMNS = ("path", "reference", "distortion", "level", "seed", "width", "height")
@@ -415,7 +416,11 @@ def _resolve_distortions(distortion_names: Iterable[str] | None) -> tuple[str, .
     return tuple(names)
 
 
-def _run_tasks(tasks: list[_Task], workers: int, progress: bool, log: Log) -> list[_Outcome]:
+Runner = Callable[[list[_Task], Callable[[_Outcome], None]], None]
+"""Runs tasks elsewhere (e.g. ``rankiqa.ray_engine``) and reports each outcome, in any order."""
+
+
+def _run_tasks(tasks: list[_Task], workers: int, progress: bool, log: Log, runner: Runner | None = None) -> list[_Outcome]:
     from tqdm import tqdm
 
     outcomes = []
@@ -439,7 +444,10 @@ def _run_tasks(tasks: list[_Task], workers: int, progress: bool, log: Log) -> li
             os.kill(os.getpid(), signal.SIGKILL)
 
     try:
-        if workers == 1 or len(tasks) <= 1:
+        if runner is not None:
+            if tasks:
+                runner(tasks, record)
+        elif workers == 1 or len(tasks) <= 1:
             import cv2
 
             threads = cv2.getNumThreads()
@@ -482,6 +490,8 @@ def generate(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = True,
     log: Log | None = None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> GenerateSummary:
     """Generate the ranked dataset of every photo in ``src_dir`` into ``out_dir`` (see module doc).
 
@@ -492,6 +502,9 @@ def generate(
     their long side is at most this many pixels. ``image_format``: png (default, lossless), bmp or
     jpg (lossy re-encoding, warned). ``max_pixels``: larger declared sizes are refused as
     decompression bombs. ``log``: receives one line per note, skip and warning (default: stderr).
+    ``engine``: "local" (``workers`` processes) or "ray" (one Ray task per reference, on the cluster
+    at ``address``: "auto", "HOST:PORT" or "ray://HOST:PORT"; None starts a local Ray instance with
+    ``workers`` CPUs); OUT_DIR must then be a folder every node sees. Both engines write the same bytes.
     Re-running the same call after an interruption finishes only what is missing.
     """
     log = log or _stderr
@@ -502,6 +515,15 @@ def generate(
         raise UserError(f"--format {image_format!r}: expected one of {', '.join(OUTPUT_FORMATS)}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise UserError(f"--workers {workers!r}: expected an integer >= 1")
+    if engine not in ENGINES:
+        raise UserError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    runner = None
+    if engine == "ray":
+        from rankiqa.ray_engine import generate_runner
+
+        runner = generate_runner(address, num_cpus=workers, log=log)
+    elif address is not None:
+        raise UserError("--address needs --engine ray")
     if max_side is not None and max_side < MIN_PRISTINE_SIDE:
         raise UserError(f"--max-side {max_side}: expected at least {MIN_PRISTINE_SIDE} pixels")
     index, count = parse_shard(f"{shard[0]}/{shard[1]}")
@@ -516,12 +538,13 @@ def generate(
         log(f"Warning: --format jpg re-encodes every image (lossy, quality {JPEG_QUALITY}); "
             "JPEG artefacts mix with the distortion levels. Use png for a lossless dataset.")
     with folder_lock(out, None if count == 1 else (index, count), label="OUT_DIR"):
-        return _generate_locked(src, out, settings, (index, count), references, unlisted, workers, progress, log, started)
+        return _generate_locked(src, out, settings, (index, count), references, unlisted, workers, progress, log, started,
+                                runner)
 
 
 def _generate_locked(src: Path, out: Path, settings: Settings, shard: tuple[int, int], references: list[str],
                      unlisted: list[tuple[str, str]], workers: int, progress: bool, log: Log,
-                     started: float) -> GenerateSummary:
+                     started: float, runner: Runner | None = None) -> GenerateSummary:
     """``generate`` once OUT_DIR's lock is held: resume check, tasks, manifest and skipped list.
     Folders of SRC_DIR that could not be read (``unlisted``) are listed in shard 1's skipped file."""
     index, count = shard
@@ -532,7 +555,7 @@ def _generate_locked(src: Path, out: Path, settings: Settings, shard: tuple[int,
     mine = shard_references(references, (index, count))
     records = {ref: _finished_record(out, src, ref) for ref in mine}
     tasks = [_Task(str(src / ref), str(out), ref, settings) for ref, record in records.items() if record is None]
-    outcomes = _run_tasks(tasks, workers, progress, log)
+    outcomes = _run_tasks(tasks, workers, progress, log, runner)
     records.update({outcome.reference: _finished_record(out, src, outcome.reference) for outcome in outcomes})
     rows = sorted((row for record in records.values() if record and not record["skipped"] for row in record["rows"]),
                   key=_row_key)

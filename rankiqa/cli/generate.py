@@ -1,7 +1,11 @@
 """``rankiqa generate``: ranked datasets (pristine + 5 levels per photo and type), resumable and sharded."""
 from __future__ import annotations
 
+import os
+
 import click
+
+from rankiqa.cli.engine import engine_options
 
 
 @click.command()
@@ -11,7 +15,8 @@ import click
               help="'all' (single types; composed presets by name or family:composed), comma-separated "
                    "names, or 'family:NAME' (see `rankiqa distortions list`).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Base seed; per-image seeds derive from it.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Worker processes (--engine ray without --address: CPUs of the local Ray instance, default all).")
 @click.option("--shard", default="1/1", show_default=True, metavar="K/N",
               help="Process only part K of N (one per machine), then join with --merge.")
 @click.option("--max-side", type=click.IntRange(min=64), default=None, metavar="PX",
@@ -21,7 +26,9 @@ import click
 @click.option("--merge", "merge_dir", metavar="OUT_DIR", type=click.Path(file_okay=False), default=None,
               help="Join the finished shards of OUT_DIR into manifest.csv (no generation).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def generate(src_dir, out_dir, distortion_spec, seed, workers, shard, max_side, image_format, merge_dir, quiet) -> None:
+@engine_options
+def generate(src_dir, out_dir, distortion_spec, seed, workers, shard, max_side, image_format, merge_dir, quiet,
+             engine, address) -> None:
     """Write the pristine copy and 5 distortion levels of every photo in SRC_DIR, with OUT_DIR/manifest.csv.
 
     Re-run the same command after an interruption to finish what is missing. Unusable files are
@@ -33,6 +40,7 @@ def generate(src_dir, out_dir, distortion_spec, seed, workers, shard, max_side, 
       rankiqa generate photos/ ranked/ --distortions gaussian_blur,white_noise --workers 4
       rankiqa generate photos/ ranked/ --shard 1/2   # machine 1; machine 2 runs --shard 2/2
       rankiqa generate --merge ranked/
+      rankiqa generate /shared/photos /shared/ranked --engine ray --address head:6379
     """
     from rankiqa.errors import UserError
     from rankiqa.generate import generate as run_generate
@@ -47,6 +55,9 @@ def generate(src_dir, out_dir, distortion_spec, seed, workers, shard, max_side, 
         raise UserError("expected SRC_DIR and OUT_DIR (or --merge OUT_DIR); see `rankiqa generate --help`")
     from rankiqa.distortion_table import select_distortions
 
+    if engine == "ray" and click.get_current_context().get_parameter_source("workers").name == "DEFAULT":
+        workers = os.cpu_count() or 1
+
     summary = run_generate(
         src_dir,
         out_dir,
@@ -57,5 +68,7 @@ def generate(src_dir, out_dir, distortion_spec, seed, workers, shard, max_side, 
         max_side=max_side,
         image_format=image_format,
         progress=not quiet,
+        engine=engine,
+        address=address,
     )
     click.echo(f"done: {summary}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from rankiqa.backends import PRECISIONS, list_backends
+from rankiqa.cli.engine import engine_options
 
 MODEL_HELP = (
     "'default' (the bundled model), or a backbone name for an UNTRAINED model: random score head, "
@@ -27,7 +28,8 @@ def model_options(command):
               help="Patches per forward pass (memory and speed; changes a score by float rounding only, ~1e-6, "
                    "below the 6 decimals printed in csv/json except for the last digit now and then).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-@click.option("--output", type=click.Path(dir_okay=False), help="Write the results to this file instead of the terminal.")
+@click.option("--output", type=click.Path(dir_okay=False),
+              help="Write the results to this file instead of the terminal (--engine ray: .csv, .json or .parquet).")
 @click.option("--recursive", is_flag=True, help="Also take images in sub-folders of folder arguments.")
 @click.option("--heatmap", type=click.Path(file_okay=False), help="Folder for one PNG per image: per-patch scores on a grid.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the patch positions (mixed with each image's content).")
@@ -39,8 +41,13 @@ def model_options(command):
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="fp32 (scores as torch within 1e-4), or the faster approximations bf16 (torch, openvino) and int8 "
                    "(onnxruntime, openvino).")
+@engine_options
+@click.option("--actors", type=click.IntRange(min=1), default=None,
+              help="--engine ray: model replicas (default: one per cluster CPU, or per GPU share).")
+@click.option("--gpus-per-actor", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="--engine ray: GPUs per model replica (e.g. 1, or 0.5 to share one).")
 def score(paths, model, weights, patches, patch_size, aggregate, batch_size, fmt, output, recursive, heatmap, seed,
-          report, backend, precision) -> None:
+          report, backend, precision, engine, address, actors, gpus_per_actor) -> None:
     """Score images: one row per image with its score (higher = better) and spread over patches.
 
     PATHS are image files, folders or globs ("photos/*.jpg"). Each image is scored on --patches
@@ -54,11 +61,26 @@ def score(paths, model, weights, patches, patch_size, aggregate, batch_size, fmt
       rankiqa score photos/ --recursive --format csv --output scores.csv
       rankiqa score photos/ --report report.html
       rankiqa score photos/ --backend openvino --precision bf16
+      rankiqa score /shared/photos --recursive --engine ray --address head:6379 --gpus-per-actor 1 --output s.parquet
     """
+    from rankiqa.errors import UserError
     from rankiqa.score import load_model, report_scores
 
+    if engine == "local" and (address or actors or gpus_per_actor):
+        raise UserError("--address, --actors and --gpus-per-actor need --engine ray")
+    if engine == "ray":
+        from rankiqa.ray_engine import import_ray, score_with_ray
+
+        import_ray()
+        if not output or heatmap or report:
+            raise UserError("--engine ray writes --output FILE (.csv, .json or .parquet) and draws no --heatmap "
+                            "or --report")
     scorer = load_model(weights or model, patches=patches, patch_size=patch_size, aggregate=aggregate, batch_size=batch_size,
                         seed=seed, backend=backend, precision=precision)
+    if engine == "ray":
+        score_with_ray(scorer, paths, output, recursive=recursive, address=address, actors=actors,
+                       gpus_per_actor=gpus_per_actor, log=lambda line: click.echo(line, err=True))
+        return
     text = report_scores(scorer, paths, recursive=recursive, fmt=fmt, heatmap_dir=heatmap, output=output,
                          log=lambda line: click.echo(line, err=True), report=report)
     if text:
