@@ -30,7 +30,7 @@ def _cases(t):
     noise = str(t / "noise" / "scores.csv")
     return {
         "score missing weights": (["score", str(t / "a.png"), "--weights", missing], [missing, "checkpoint not found"]),
-        "score corrupt weights": (["score", str(t / "a.png"), "--weights", junk], [junk, "corrupt checkpoint"]),
+        "score corrupt weights": (["score", str(t / "a.png"), "--weights", junk], [junk, "not a PyTorch checkpoint"]),
         "score unknown model": (["score", str(t / "a.png"), "--model", "resnet51"], ["'resnet51'", "not a backbone"]),
         "score nothing scorable": (["score", str(t / "missing.png"), "--model", "tiny", "--patch-size", "32"],
                                    ["no image could be scored"]),
@@ -44,7 +44,7 @@ def _cases(t):
                                    str(t / "run"), "--epochs", "1", "--workers", "0", "--patch-size", "32", "--device", "cpu"],
                                   [missing, "checkpoint not found"]),
         "demo missing weights": (["demo", "--weights", missing, "--out", str(t / "demo")], [missing, "checkpoint not found"]),
-        "demo corrupt weights": (["demo", "--weights", junk, "--out", str(t / "demo")], [junk, "corrupt checkpoint"]),
+        "demo corrupt weights": (["demo", "--weights", junk, "--out", str(t / "demo")], [junk, "not a PyTorch checkpoint"]),
     }
 
 
