@@ -51,8 +51,10 @@ def make_photos(folder: Path, count: int, size: tuple[int, int] = (96, 80)) -> l
 
 
 def tree(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` (relative posix path -> bytes)."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every output file under ``folder`` (relative posix path -> bytes); the OUT_DIR lock files, which
+    hold the pid of the last run (``rankiqa.folderlock``), are not output and are left out."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.name.startswith(".lock")}
 
 
 def run(src: Path, out: Path, **options) -> object:
