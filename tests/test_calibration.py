@@ -271,3 +271,26 @@ def test_target_margins_need_targets_and_batch_ranking(tmp_path):
         TrainConfig(out=str(tmp_path), pristine=str(tmp_path), target_margins=True)
     with pytest.raises(UserError, match="--target-margins needs"):
         TrainConfig(out=str(tmp_path), pristine=str(tmp_path), loss="triplet", targets="kadid", target_margins=True)
+
+
+def test_target_noise_threshold_is_z_times_the_combined_sd_by_hand():
+    # sd 0.3 and 0.4 combine to 0.5; z = 0.674 (default) -> threshold 0.337
+    noise = torch.tensor([0.3, 0.4])
+    sets = torch.tensor([0, 1])
+    assert not target_pair_mask(torch.tensor([4.0, 3.7]), noise, sets).any()        # 0.30 < 0.337
+    assert target_pair_mask(torch.tensor([4.0, 3.64]), noise, sets)[0, 1]           # 0.36 > 0.337
+    equal = target_pair_mask(torch.tensor([4.0, 4.0]), torch.zeros(2), sets)
+    assert not equal.any()  # a zero difference is never a pair, even without noise
+
+
+def test_target_losses_defaults_and_single_pairs_by_hand():
+    # one qualifying pair: the mean over pairs is that pair's hinge (default scale 1.0)
+    loss = target_ranking_loss(torch.tensor([0.0, 0.0]), torch.tensor([4.0, 3.0]), torch.zeros(2), torch.tensor([0, 1]))
+    assert loss.item() == pytest.approx(1.0)
+    # regression, default scale 1 and centre 3: goals 1.0 and 0.0 -> smooth L1 of errors 1.0 and 0.0
+    assert target_regression_loss(torch.tensor([0.0, 0.0]), torch.tensor([4.0, 3.0])).item() == pytest.approx(0.25)
+    scores = torch.tensor([1.0, 2.0], requires_grad=True)
+    none = target_regression_loss(scores, torch.tensor([float("nan"), float("nan")]))
+    assert none.item() == 0.0
+    none.backward()
+    assert torch.equal(scores.grad, torch.zeros(2))
