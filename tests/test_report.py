@@ -54,6 +54,17 @@ def open_report(browser, path, width: int = 1200):
     return page, errors, requests
 
 
+def wait_until(page, function: str, timeout_s: float = 120.0) -> None:
+    """Poll ``page.evaluate(function)`` until it is true. Playwright's ``wait_for_function`` polls
+    through ``eval``, which the reports' Content-Security-Policy (rightly) forbids."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(function):
+        assert time.monotonic() < deadline, f"timed out waiting for {function}"
+        time.sleep(0.05)
+
+
 def assert_offline_and_clean(errors, requests):
     assert errors == []
     assert requests and all(url.startswith(("file://", "data:")) for url in requests), requests
@@ -90,7 +101,7 @@ def test_score_report_cards_sort_filter_viewer_and_skipped(browser, tmp_path, ph
     shown_scores = page.eval_on_selector_all("#cards .card .score", "els => els.map(e => e.textContent)")
     assert shown_scores == [f"{score:.3f}" for score in scores]
     assert page.eval_on_selector_all("#cards img", "els => els.every(e => e.loading === 'lazy')")
-    page.wait_for_function("Array.from(document.querySelectorAll('#cards img')).every(i => i.complete && i.naturalWidth > 0)")
+    wait_until(page, "() => Array.from(document.querySelectorAll('#cards img')).every(i => i.complete && i.naturalWidth > 0)")
     skipped = page.eval_on_selector_all("#skipped tbody tr", "els => els.map(e => e.textContent)")
     assert len(skipped) == 2 and any("broken.png" in row and "not an image" in row for row in skipped)
     assert any("missing.jpg" in row and "file not found" in row for row in skipped)
@@ -113,8 +124,8 @@ def test_score_report_cards_sort_filter_viewer_and_skipped(browser, tmp_path, ph
     page.screenshot(path=str(tmp_path / "score_report.png"), full_page=True)
 
     page.click("#cards .card")
-    page.wait_for_function("(() => { const i = document.getElementById('viewer-img');"
-                           " return i.complete && i.naturalWidth > 0 && i.src.includes('heatmaps'); })()")
+    wait_until(page, "() => { const i = document.getElementById('viewer-img');"
+                     " return i.complete && i.naturalWidth > 0 && i.src.includes('heatmaps'); }")
     assert page.is_visible("#viewer") and worst_first[-1] in page.text_content("#viewer-caption")
     page.screenshot(path=str(tmp_path / "score_report_viewer.png"))
     page.keyboard.press("Escape")
