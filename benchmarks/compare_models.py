@@ -24,7 +24,6 @@ Prints markdown tables.
 from __future__ import annotations
 
 import argparse
-import csv
 import platform
 import time
 from pathlib import Path
@@ -41,6 +40,8 @@ from rankiqa.imageio import read_rgb
 from rankiqa.models import model_from_checkpoint
 from rankiqa.score import Scorer
 from rankiqa.train import evaluate_ranking
+
+from check_default_model import csiq_order  # the CSIQ 1600 check of the model card, shared
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -85,18 +86,12 @@ def within_set(modules: dict[str, torch.nn.Module], root: Path, seed: int) -> di
 
 
 def human_samples(scorers: dict[str, Scorer], root: Path, seed: int) -> dict[str, dict]:
-    with open(root / "labels" / "lists" / "CSIQ.txt", newline="") as handle:
-        dmos = {Path(row["dis_img_path"]).name: float(row["score"]) for row in csv.DictReader(handle)}
     tid = root / "samples" / "tid2013"
     reference = read_rgb(tid / "I01.BMP")
     worst_noise = distortions.apply_levels(reference, "white_noise", seed=distortion_seed(seed, "I01.BMP", "white_noise"))[-1]
     out = {}
     for label, scorer in scorers.items():
-        row = {}
-        for series in ("AWGN", "BLUR"):
-            names = [f"1600.{series}.{level}.png" for level in range(1, 6)]
-            scores = scorer.score([root / "samples" / "csiq" / name for name in names])
-            row[series] = spearmanr(scores, [-dmos[name] for name in names])[0]
+        row = {series["series"]: series["srcc"] for series in csiq_order(scorer, root)}
         row["tid"] = scorer.score([reference, tid / "i01_01_5.bmp", worst_noise])
         out[label] = row
     return out

@@ -256,10 +256,11 @@ class SiameseRanker(nn.Module):
             score_worse = self.model(images[set_index * per_set + worse])
             return pairwise_ranking_loss(score_better, score_worse, self.margin)
         scores = self.model(images)
+        image_targets = None if self.targets is None else \
+            self.targets[distortion_ids.cpu(), levels.cpu()].to(scores.device)
         if self.loss == "batch-ranking":
             margin = self.margin
-            if self.targets is not None and self.target_margins:
-                image_targets = self.targets[distortion_ids.cpu(), levels.cpu()].to(scores.device)
+            if image_targets is not None and self.target_margins:
                 margin = target_margins(image_targets, self.margin, self.target_scale,
                                         TARGET_MARGIN_FLOOR * self.margin)
             objective = batch_ranking_loss(scores, reference_ids, distortion_ids, levels, margin,
@@ -268,14 +269,15 @@ class SiameseRanker(nn.Module):
             set_scores = scores.view(batch["levels"].shape)
             ranked = ranked_contrastive_loss if self.loss == "contrastive" else ranked_triplet_loss
             objective = ranked(set_scores, batch["levels"], self.margin)
-        if self.targets is None or self.target_weight == 0:
+        if image_targets is None or self.target_weight == 0:
             return objective
-        return objective + self.target_weight * self.human_term(scores, batch, distortion_ids.cpu(), levels.cpu())
+        return objective + self.target_weight * self.human_term(scores, image_targets, batch, distortion_ids.cpu(),
+                                                                levels.cpu())
 
-    def human_term(self, scores: torch.Tensor, batch: dict[str, torch.Tensor], distortion_ids: torch.Tensor,
-                   levels: torch.Tensor) -> torch.Tensor:
-        """The human-target part of the loss for one batch (see the class docstring)."""
-        targets = self.targets[distortion_ids, levels].to(scores.device)
+    def human_term(self, scores: torch.Tensor, targets: torch.Tensor, batch: dict[str, torch.Tensor],
+                   distortion_ids: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+        """The human-target part of the loss for one batch (see the class docstring); ``targets``: (N,)
+        MOS of the batch's images, NaN where none."""
         if self.target_loss == "regression":
             return target_regression_loss(scores, targets, self.target_scale)
         sets, per_set = batch["levels"].shape
@@ -618,7 +620,8 @@ def _write_errors_name(path: Path) -> Iterator[None]:
 
 
 def plot_curves(metrics: list[dict[str, Any]], path: Path) -> None:
-    """Write ``curves.png``: training loss and validation SRCC / pair accuracy against step."""
+    """Write ``curves.png``: training loss and validation SRCC / pair accuracy (and, with human
+    targets, the SRCC with them) against step."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -632,6 +635,10 @@ def plot_curves(metrics: list[dict[str, Any]], path: Path) -> None:
     val_axis.plot([r["step"] for r in val_rows], [r["val_srcc"] for r in val_rows], marker="o", label="SRCC")
     val_axis.plot([r["step"] for r in val_rows], [r["val_pair_accuracy"] for r in val_rows], marker="s",
                   label="pair accuracy")
+    human_rows = [r for r in val_rows if r.get("val_target_srcc") is not None]
+    if human_rows:  # --targets: agreement with the human targets across types and photos
+        val_axis.plot([r["step"] for r in human_rows], [r["val_target_srcc"] for r in human_rows], marker="^",
+                      label="SRCC with human targets")
     val_axis.set(xlabel="step", title="validation (higher is better)")
     val_axis.legend()
     figure.tight_layout()
