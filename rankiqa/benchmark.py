@@ -357,15 +357,15 @@ def to_markdown(table: pd.DataFrame, title: str, notes: list[str] | None = None)
 
 def scatter_plot(predictions: pd.DataFrame, path: Path, title: str) -> None:
     """Prediction vs MOS, coloured by distortion, with the logistic fitted on all points (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     from rankiqa.metrics import fit_logistic
 
     valid = predictions[np.isfinite(predictions["pred"])]
-    fig, ax = plt.subplots(figsize=(6, 5), dpi=100)
+    fig = Figure(figsize=(6, 5), dpi=100)  # an explicit Agg canvas: the caller's pyplot backend is untouched
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     for name, part in valid.groupby("distortion", sort=True):
         ax.scatter(part["pred"], part["mos"], s=8, alpha=0.6, label=str(name))
     if len(valid) > 5 and np.ptp(valid["pred"]) > 0 and np.ptp(valid["mos"]) > 0:
@@ -385,4 +385,3 @@ def scatter_plot(predictions: pd.DataFrame, path: Path, title: str) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-    plt.close(fig)

@@ -622,12 +622,12 @@ def _write_errors_name(path: Path) -> Iterator[None]:
 def plot_curves(metrics: list[dict[str, Any]], path: Path) -> None:
     """Write ``curves.png``: training loss and validation SRCC / pair accuracy (and, with human
     targets, the SRCC with them) against step."""
-    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (loss_axis, val_axis) = plt.subplots(1, 2, figsize=(10, 3.6))
+    figure = Figure(figsize=(10, 3.6))  # an explicit Agg canvas: the caller's pyplot backend is untouched
+    FigureCanvasAgg(figure)
+    loss_axis, val_axis = figure.subplots(1, 2)
     rows = [r for r in metrics if r.get("loss") is not None]
     loss_axis.plot([r["step"] for r in rows], [r["loss"] for r in rows])
     loss_axis.set(xlabel="step", ylabel="training loss", title="loss")
@@ -642,11 +642,8 @@ def plot_curves(metrics: list[dict[str, Any]], path: Path) -> None:
     val_axis.set(xlabel="step", title="validation (higher is better)")
     val_axis.legend()
     figure.tight_layout()
-    try:
-        with _write_errors_name(path), atomic_path(path) as tmp:
-            figure.savefig(tmp, format="png", dpi=100)
-    finally:
-        plt.close(figure)
+    with _write_errors_name(path), atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
 
 
 def train(config: TrainConfig, train_set: Dataset | None = None, val_set: Dataset | None = None,
