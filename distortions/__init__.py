@@ -2,8 +2,12 @@
 
 >>> import numpy as np, distortions
 >>> img = np.zeros((64, 64, 3), np.uint8)
->>> out = distortions.apply(img, "gaussian_blur", 3, seed=0)
+>>> out = distortions.apply(img, "gaussian_blur", 3, seed=0)   # same shape and dtype, input untouched
+>>> out.shape, out.dtype
+((64, 64, 3), dtype('uint8'))
 >>> chain = distortions.compose_levels(img, ["gaussian_blur", "jpeg"], seed=0)  # 5 levels, both members rising
+>>> len(chain)
+5
 
 Level 1 is the mildest, level 5 the strongest; each registered type's levels are ordered so that
 a full-reference measure (PSNR, SSIM against the pristine image) strictly decreases with level,

@@ -4,19 +4,27 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 
-def load_model(name_or_checkpoint="default", **options):
-    """A ``rankiqa.score.Scorer`` for ``"default"``, a checkpoint path or a backbone name.
+def load_scorer(name_or_checkpoint="default", **options):
+    """A ``rankiqa.score.Scorer`` (not a ``torch.nn.Module``) for ``"default"`` (the bundled model),
+    a checkpoint path or a backbone name (untrained; ``"NAME:pretrained"`` for ImageNet weights).
 
-    ``.score(x)`` returns the RAW score (the model's own units, higher = better; a float for one
-    image, a list for a list); ``.score(x, scale="mos")`` returns the calibrated score on KADID-10k's
-    1-5 MOS scale for models that have one (``.calibration`` is not None; the default model does),
-    and ``.to_mos(raw)`` converts raw scores. ``.module`` is the ``torch.nn.Module``. Options are
-    the scorer's fields (patches, patch_size, aggregate, batch_size, seed, device); see
-    ``rankiqa.score.load_model``.
+    ``.score(x)`` returns the RAW score (the model's own units, higher = better): a ``float`` for
+    one image (a path, a PIL image or a uint8 array), a ``list[float]`` in the same order for a list
+    or tuple of them. ``.score(x, scale="mos")`` returns the calibrated score on KADID-10k's 1-5 MOS
+    scale for models that have one (``.calibration`` is not None; the default model does), and
+    ``.to_mos(raw)`` converts raw scores. ``.score_many(items)`` yields one ``ImageScore`` per item
+    (score, spread, per-patch scores, or the error). ``.module`` is the ``torch.nn.Module``: float
+    (N, 3, H, W) in [0, 1] -> (N,) scores. Options are the scorer's fields (patches, patch_size,
+    aggregate, batch_size, seed, device, backend, precision, decode_workers); see
+    ``rankiqa.score.load_scorer``.
     """
-    from rankiqa.score import load_model as _load_model
+    from rankiqa.score import load_scorer as _load_scorer
 
-    return _load_model(name_or_checkpoint, **options)
+    return _load_scorer(name_or_checkpoint, **options)
+
+
+load_model = load_scorer
+"""The original name of ``load_scorer`` (it returns a ``Scorer``, not a ``torch.nn.Module``)."""
 
 
 def metric(name: str = "default", device=None, scale: str = "raw", **options):

@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence, overload
 
 import numpy as np
 from PIL import Image
@@ -258,13 +258,22 @@ class Scorer:
 
         return to_mos(raw, self.calibration)
 
-    def score(self, x: Any, scale: str = "raw") -> float | list[float]:
-        """Score a path, a PIL image or a uint8 array (one float), or a list/tuple of them (a list).
+    @overload
+    def score(self, x: list[Any] | tuple[Any, ...], scale: str = "raw") -> list[float]: ...
 
+    @overload
+    def score(self, x: str | os.PathLike | Image.Image | np.ndarray, scale: str = "raw") -> float: ...
+
+    def score(self, x: Any, scale: str = "raw") -> float | list[float]:
+        """One image's score as a ``float``, or a ``list[float]`` (same order) for a list or tuple.
+
+        An image is a path (``str`` or ``os.PathLike``), a PIL image or a uint8 array ((H, W) gray or
+        (H, W, 3) RGB); only a ``list`` or ``tuple`` is taken as several images.
         ``scale="raw"`` (default) returns the model's own score (unbounded, higher = better: only
         differences and order mean something); ``scale="mos"`` returns the calibrated score on
         KADID-10k's 1-5 MOS scale (``UserError`` if the model has no calibrated scale).
         A list is scored in shared forward passes; a bad item raises ``UserError`` naming its index.
+        For per-image errors without raising, spreads and per-patch scores, use ``score_many``.
         """
         if scale not in ("raw", "mos"):
             raise ValueError(f"scale must be 'raw' or 'mos', got {scale!r}")
@@ -399,20 +408,25 @@ def expand_paths(inputs: Sequence[str], recursive: bool = False) -> tuple[list[P
     return list(files), missing
 
 
-def load_model(name_or_checkpoint: str | os.PathLike = "default", **options: Any) -> Scorer:
-    """A ``Scorer`` for ``"default"`` (the bundled model), a checkpoint path, or a backbone name.
+def load_scorer(name_or_checkpoint: str | os.PathLike = "default", **options: Any) -> Scorer:
+    """A ``Scorer`` (the model plus its scoring protocol; ``.module`` is the ``torch.nn.Module``) for
+    ``"default"`` (the bundled model), a checkpoint path, or a backbone name.
 
     A backbone name (see ``rankiqa.models.list_backbones()``) gives an untrained model (random
     score head); append ``:pretrained`` for an ImageNet-initialised backbone, e.g.
     ``"efficientnet_lite0:pretrained"``. ``options`` are ``Scorer`` fields (patches, patch_size,
     aggregate, batch_size, seed, device, backend, precision, decode_workers), e.g.
-    ``load_model("default", backend="openvino", precision="bf16")``.
+    ``load_scorer("default", backend="openvino", precision="bf16")``.
     """
     return Scorer(load_module(name_or_checkpoint), **options)
 
 
+load_model = load_scorer
+"""The original name of ``load_scorer`` (it returns a ``Scorer``, not a ``torch.nn.Module``)."""
+
+
 def load_module(name_or_checkpoint: str | os.PathLike = "default"):
-    """The ``torch.nn.Module`` (eval mode) behind ``load_model``; ``UserError`` with the reason otherwise."""
+    """The ``torch.nn.Module`` (eval mode) behind ``load_scorer``; ``UserError`` with the reason otherwise."""
     from rankiqa import models
 
     name = str(name_or_checkpoint)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import numpy as np
-
 
 def stable_seed(*parts: Any) -> int:
     """A seed in [0, 2**63) from ``parts`` (each turned into text, joined), e.g.
@@ -14,10 +12,3 @@ def stable_seed(*parts: Any) -> int:
     text = "\x1f".join(str(part) for part in parts)
     digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big") >> 1
-
-
-def array_digest(array: np.ndarray) -> str:
-    """A short hex digest of an array's dtype, shape and values (to seed from image content)."""
-    digest = hashlib.blake2b(f"{array.dtype}:{array.shape}".encode(), digest_size=16)
-    digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
-    return digest.hexdigest()

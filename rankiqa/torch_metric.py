@@ -1,5 +1,6 @@
 """A torch-native no-reference quality metric: batched tensors in, differentiable scores out.
 
+    >>> import rankiqa, torch
     >>> iqa = rankiqa.metric()                      # the bundled default model, eval mode, frozen
     >>> iqa(torch.rand(2, 3, 64, 64)).shape         # (N, 3, H, W) in [0, 1], H, W >= 32
     torch.Size([2])

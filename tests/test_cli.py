@@ -36,6 +36,12 @@ def test_version_and_short_help():
         assert name in result.output
 
 
+def test_score_help_says_patch_positions_are_seeded_by_the_image_size():
+    help_text = " ".join(CliRunner().invoke(cli, ["score", "--help"]).output.split())
+    assert "seeded by --seed and the image's size" in help_text
+    assert "mixed with each image's size, never its pixels or name" in help_text
+
+
 def test_python_dash_m_works():
     result = subprocess.run([sys.executable, "-m", "rankiqa", "--help"], capture_output=True, text=True, check=True)
     assert "rankiqa" in result.stdout

@@ -236,6 +236,17 @@ def test_backbone_names_give_an_untrained_model():
     assert isinstance(scorer.score(_image(0)), float)
 
 
+def test_load_scorer_keeps_its_old_name_and_score_returns_a_float_or_a_list():
+    assert rankiqa.load_model is rankiqa.load_scorer
+    assert rankiqa.score.load_model is rankiqa.score.load_scorer
+    scorer = rankiqa.load_scorer("tiny", patches=2, patch_size=PATCH)
+    assert isinstance(scorer, Scorer)
+    one = scorer.score(_image(0))
+    many = scorer.score((_image(1), _image(0)))  # a tuple is several images too; the order is kept
+    assert type(one) is float and type(many) is list and all(type(value) is float for value in many)
+    assert many[1] == pytest.approx(one, abs=1e-6)
+
+
 def test_a_stripped_checkpoint_dropped_in_place_becomes_the_default(tmp_path, tiny_checkpoint, monkeypatch):
     from rankiqa.export import strip_checkpoint
 

@@ -32,7 +32,7 @@ def model_options(command):
               help="Write the results to this file instead of the terminal (--engine ray: .csv, .json or .parquet).")
 @click.option("--recursive", is_flag=True, help="Also take images in sub-folders of folder arguments.")
 @click.option("--heatmap", type=click.Path(file_okay=False), help="Folder for one PNG per image: per-patch scores on a grid.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the patch positions (mixed with each image's content).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the patch positions (mixed with each image's size, never its pixels or name).")
 @click.option("--report", type=click.Path(dir_okay=False),
               help="Also write an offline HTML report here (cards worst first, heat maps; pictures in REPORT_files/).")
 @click.option("--backend", type=click.Choice(list_backends()), default="torch", show_default=True,

@@ -1,9 +1,14 @@
 """Ranked sets for rank pre-training: a torch Dataset of (pristine, level 1..5) patches, and splits.
 
 >>> from rankiqa.data import RankedSets, split_references
->>> ds = RankedSets("ranked/", patch_size=224, seed=0)            # doctest: +SKIP
->>> train_refs, val_refs = split_references(ds.references, 0.1, seed=0)  # doctest: +SKIP
->>> train = RankedSets("ranked/", references=train_refs)          # doctest: +SKIP
+>>> from rankiqa.demo import BUNDLED_IMAGES                   # 6 photos; a generated OUT_DIR works too
+>>> ds = RankedSets(BUNDLED_IMAGES, distortions=["gaussian_blur"], patch_size=64, seed=0)
+>>> len(ds), ds[0]["images"].shape, ds[0]["levels"].tolist()  # (pristine, levels 1..5) x (3, P, P)
+(6, torch.Size([6, 3, 64, 64]), [0, 1, 2, 3, 4, 5])
+>>> train_refs, val_refs = split_references(ds.references, 0.5, seed=0)
+>>> len(train_refs), len(val_refs), set(train_refs) & set(val_refs)
+(3, 3, set())
+>>> train = RankedSets(BUNDLED_IMAGES, distortions=["gaussian_blur"], patch_size=64, references=train_refs)
 """
 from __future__ import annotations
 
