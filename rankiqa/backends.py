@@ -126,7 +126,7 @@ def build_forward(
 
 
 def _build_torch(module, precision: str, batch_size: int, patch_size: int, threads: int) -> ForwardFn:
-    from rankiqa.score import forward_patches
+    from rankiqa.models import forward_patches
 
     if precision == "bf16":
         module = _bf16_body(module)

@@ -163,7 +163,7 @@ def run_benchmark(databases: list[tuple[str, str | os.PathLike]], model: str, ou
     """
     from rankiqa.data import load_database
     from rankiqa.runlog import WarningLog
-    from rankiqa.score import load_module
+    from rankiqa.models import load_module
 
     probe = resolve_probe(probe, finetune_models)
     if len(databases) not in (1, 2):

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from rankiqa.errors import UserError
-from rankiqa.score import ASSETS, Scorer
+from rankiqa.models import ASSETS
+from rankiqa.score import Scorer
 
 BUNDLED_IMAGES = ASSETS / "images"
 PREFERRED_TYPES = ("gaussian_blur", "white_noise", "jpeg", "jpeg2000", "contrast_decrease", "pixelate")

@@ -34,7 +34,8 @@ from rankiqa.atomic import write_text_atomic
 from rankiqa.devices import default_workers, loader_start_method, resolve_device
 from rankiqa.errors import UserError
 from rankiqa.imageio import fit_to_patch, header_problem
-from rankiqa.score import MIN_SIDE, load_module, read_for_scoring, score_paths
+from rankiqa.models import load_module
+from rankiqa.score import MIN_SIDE, read_for_scoring, score_paths
 from rankiqa.seeding import stable_seed
 
 LOSSES = ("l1", "l2")

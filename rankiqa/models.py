@@ -7,6 +7,10 @@ real numbers; their scale is set by the training margin (see ``rankiqa.losses``)
 "Siamese" training uses one such module for both images of a pair (shared weights): there is
 never a second copy of the parameters.
 
+``load_module`` resolves every model name rankiqa accepts: a bundled trained model
+(``bundled_weights()``: ``"default"`` = ``rankiqa/assets/default.pt``), a checkpoint path, or
+``backbone[:pretrained]``.
+
     >>> model = create_model("tiny")
     >>> model(torch.rand(2, 3, 32, 32)).shape
     torch.Size([2])
@@ -18,8 +22,10 @@ import os
 import re
 import urllib.error
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -27,6 +33,8 @@ from rankiqa.errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+ASSETS = Path(__file__).resolve().parent / "assets"
+DEFAULT_WEIGHTS = ASSETS / "default.pt"
 
 
 @dataclass(frozen=True)
@@ -140,6 +148,71 @@ def model_from_checkpoint(path_or_payload: str | os.PathLike | dict) -> QualityM
         raise UserError(f"{where}: 'calibration' must be a dict, got {type(calibration).__name__}")
     model.calibration = calibration
     return model.eval()
+
+
+def bundled_weights() -> dict[str, Path]:
+    """The trained models shipped in ``rankiqa/assets``: name (as ``load_module`` takes it) -> checkpoint."""
+    return {"default": DEFAULT_WEIGHTS}
+
+
+def load_module(name_or_checkpoint: str | os.PathLike = "default") -> QualityModel:
+    """The model (eval mode) for a bundled name (``"default"``), a checkpoint path, or a backbone name.
+
+    A backbone name (see ``list_backbones()``) gives an untrained model (random score head); append
+    ``:pretrained`` for an ImageNet-initialised backbone, e.g. ``"efficientnet_lite0:pretrained"``.
+    Anything else raises ``UserError`` with the reason.
+    """
+    name = str(name_or_checkpoint)
+    bundled = bundled_weights()
+    if name in bundled:
+        if not bundled[name].is_file():
+            raise UserError(
+                f"the {name} weights are not bundled in this build ({bundled[name]} is missing); "
+                "train them with benchmarks/train_default.sh, or pass a checkpoint with --weights"
+            )
+        return model_from_checkpoint(bundled[name]).eval()
+    backbone, _, suffix = name.partition(":")
+    if backbone in list_backbones() and suffix in ("", "pretrained"):
+        return create_model(backbone, pretrained=suffix == "pretrained").eval()
+    if Path(name).is_file() or name.endswith((".pt", ".pth")) or os.sep in name:
+        return model_from_checkpoint(name).eval()
+    raise UserError(
+        f"model {name!r}: not {', '.join(map(repr, bundled))}, not a checkpoint file, and not a backbone "
+        f"(known: {', '.join(list_backbones())}, optionally with ':pretrained')"
+    )
+
+
+def inference_copy(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` for fast CPU inference: eval mode, each Conv2d->BatchNorm2d pair in an
+    ``nn.Sequential`` folded into one convolution, weights in channels-last layout.
+
+    Scores equal the original's up to float rounding (~1e-6 relative); ``module`` is untouched.
+    """
+    import copy
+
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    fast = copy.deepcopy(module).eval()
+    for sequence in fast.modules():
+        if isinstance(sequence, nn.Sequential):
+            for i in range(len(sequence) - 1):
+                if isinstance(sequence[i], nn.Conv2d) and isinstance(sequence[i + 1], nn.BatchNorm2d):
+                    sequence[i] = fuse_conv_bn_eval(sequence[i], sequence[i + 1])
+                    sequence[i + 1] = nn.Identity()
+    return fast.to(memory_format=torch.channels_last)
+
+
+def forward_patches(module: nn.Module, patches: np.ndarray, batch_size: int) -> np.ndarray:
+    """Model scores (float64, shape (N,), higher = better) of uint8 (N, P, P, 3) RGB patches,
+    ``batch_size`` at a time, computed on the device of the module's parameters."""
+    device = next(module.parameters(), torch.empty(0)).device
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(patches), batch_size):
+            nhwc = torch.from_numpy(patches[start : start + batch_size]).to(device).float().div_(255)
+            batch = nhwc.permute(0, 3, 1, 2)  # a channels-last view: no copy, the fast layout on CPU
+            out.append(module(batch).reshape(-1).double().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0)
 
 
 # --------------------------------------------------------------------------------------------

@@ -65,7 +65,8 @@ def feature_paths(module, paths: Sequence[str], device: str | None = None, desc:
 
     from rankiqa.errors import UserError
     from rankiqa.imageio import load_pristine
-    from rankiqa.score import MIN_SIDE, inference_copy
+    from rankiqa.models import inference_copy
+    from rankiqa.score import MIN_SIDE
 
     fast = inference_copy(module)
     if device is not None:

@@ -30,12 +30,11 @@ from PIL import Image
 from rankiqa.atomic import write_text_atomic
 from rankiqa.errors import UserError
 from rankiqa.imageio import decode_pil, file_problem, fit_to_patch, load_pristine, os_error_reason, walk_images
+from rankiqa.models import ASSETS, DEFAULT_WEIGHTS, forward_patches, inference_copy, load_module  # noqa: F401 (also re-exported)
 from rankiqa.seeding import stable_seed
 
 MIN_SIDE = 32
 AGGREGATES = ("mean", "median")
-ASSETS = Path(__file__).resolve().parent / "assets"
-DEFAULT_WEIGHTS = ASSETS / "default.pt"
 MAX_GRID_CELLS = 12
 PRINT_DECIMALS = 6  # decimals of scores in csv and json output (the table shows 4)
 HEATMAP_LONG_SIDE = 768
@@ -73,43 +72,6 @@ def grid_positions(shape: tuple[int, ...], patch_size: int, max_cells: int = MAX
 def crop_patches(image: np.ndarray, positions: np.ndarray, patch_size: int) -> np.ndarray:
     """(N, P, P, 3) uint8 crops of ``image`` at ``positions`` (views copied into one small array)."""
     return np.stack([image[r : r + patch_size, c : c + patch_size] for r, c in positions])
-
-
-def forward_patches(module, patches: np.ndarray, batch_size: int) -> np.ndarray:
-    """Model scores (float64, shape (N,)) of uint8 (N, P, P, 3) patches, ``batch_size`` at a time,
-    computed on the device of the module's parameters."""
-    import torch
-
-    device = next(module.parameters(), torch.empty(0)).device
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(patches), batch_size):
-            nhwc = torch.from_numpy(patches[start : start + batch_size]).to(device).float().div_(255)
-            batch = nhwc.permute(0, 3, 1, 2)  # a channels-last view: no copy, the fast layout on CPU
-            out.append(module(batch).reshape(-1).double().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros(0)
-
-
-def inference_copy(module):
-    """A copy of ``module`` for fast CPU inference: eval mode, each Conv2d->BatchNorm2d pair in an
-    ``nn.Sequential`` folded into one convolution, weights in channels-last layout.
-
-    Scores equal the original's up to float rounding (~1e-6 relative); ``module`` is untouched.
-    """
-    import copy
-
-    import torch
-    from torch import nn
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    fast = copy.deepcopy(module).eval()
-    for sequence in fast.modules():
-        if isinstance(sequence, nn.Sequential):
-            for i in range(len(sequence) - 1):
-                if isinstance(sequence[i], nn.Conv2d) and isinstance(sequence[i + 1], nn.BatchNorm2d):
-                    sequence[i] = fuse_conv_bn_eval(sequence[i], sequence[i + 1])
-                    sequence[i + 1] = nn.Identity()
-    return fast.to(memory_format=torch.channels_last)
 
 
 def score_image(
@@ -410,7 +372,8 @@ def expand_paths(inputs: Sequence[str], recursive: bool = False) -> tuple[list[P
 
 def load_scorer(name_or_checkpoint: str | os.PathLike = "default", **options: Any) -> Scorer:
     """A ``Scorer`` (the model plus its scoring protocol; ``.module`` is the ``torch.nn.Module``) for
-    ``"default"`` (the bundled model), a checkpoint path, or a backbone name.
+    ``"default"`` (the bundled model), a checkpoint path, or a backbone name, resolved by
+    ``rankiqa.models.load_module``.
 
     A backbone name (see ``rankiqa.models.list_backbones()``) gives an untrained model (random
     score head); append ``:pretrained`` for an ImageNet-initialised backbone, e.g.
@@ -423,29 +386,6 @@ def load_scorer(name_or_checkpoint: str | os.PathLike = "default", **options: An
 
 load_model = load_scorer
 """The original name of ``load_scorer`` (it returns a ``Scorer``, not a ``torch.nn.Module``)."""
-
-
-def load_module(name_or_checkpoint: str | os.PathLike = "default"):
-    """The ``torch.nn.Module`` (eval mode) behind ``load_scorer``; ``UserError`` with the reason otherwise."""
-    from rankiqa import models
-
-    name = str(name_or_checkpoint)
-    if name == "default":
-        if not DEFAULT_WEIGHTS.is_file():
-            raise UserError(
-                f"the default weights are not bundled in this build ({DEFAULT_WEIGHTS} is missing); "
-                "train them with benchmarks/train_default.sh, or pass a checkpoint with --weights"
-            )
-        return models.model_from_checkpoint(DEFAULT_WEIGHTS).eval()
-    backbone, _, suffix = name.partition(":")
-    if backbone in models.list_backbones() and suffix in ("", "pretrained"):
-        return models.create_model(backbone, pretrained=suffix == "pretrained").eval()
-    if Path(name).is_file() or name.endswith((".pt", ".pth")) or os.sep in name:
-        return models.model_from_checkpoint(name).eval()
-    raise UserError(
-        f"model {name!r}: not 'default', not a checkpoint file, and not a backbone "
-        f"(known: {', '.join(models.list_backbones())}, optionally with ':pretrained')"
-    )
 
 
 def format_results(results: Sequence[ImageScore], fmt: str = "table") -> str:

@@ -167,14 +167,14 @@ def metric(name: str = "default", device: str | torch.device | None = None, scal
 
     ``scale="calibrated"`` raises ``UserError`` when the model carries no calibration map.
     """
-    from rankiqa.score import load_model
+    from rankiqa.models import load_module
 
-    scorer = load_model(name)
+    module = load_module(name)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    calibration = getattr(scorer, "calibration", None)
+    calibration = getattr(module, "calibration", None)
     if scale in ("calibrated", "mos") and calibration is None:
         raise UserError(f"model {str(name)!r} has no calibrated scale (its checkpoint carries no calibration map); "
                         "use scale='raw'")
-    return QualityMetric(scorer.module, scale=scale, calibration=calibration, mode=mode,
+    return QualityMetric(module, scale=scale, calibration=calibration, mode=mode,
                          patch_size=patch_size).to(device)

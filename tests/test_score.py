@@ -251,7 +251,7 @@ def test_a_stripped_checkpoint_dropped_in_place_becomes_the_default(tmp_path, ti
     from rankiqa.export import strip_checkpoint
 
     bundled = strip_checkpoint(tiny_checkpoint, tmp_path / "assets" / "default.pt")
-    monkeypatch.setattr("rankiqa.score.DEFAULT_WEIGHTS", bundled)
+    monkeypatch.setattr("rankiqa.models.DEFAULT_WEIGHTS", bundled)
     scorer = rankiqa.load_model("default", patches=3, patch_size=PATCH)
     # the stripped file stores float16 weights: the reference is the original with its weights
     # rounded to float16 and back, so the scores agree to float32 rounding (not to fp16's 1e-3)

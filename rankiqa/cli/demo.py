@@ -23,7 +23,8 @@ def demo(out, model, weights, patches, seed) -> None:
     """
     from rankiqa.demo import run_demo
     from rankiqa.errors import UserError
-    from rankiqa.score import DEFAULT_WEIGHTS, load_model
+    from rankiqa.models import DEFAULT_WEIGHTS
+    from rankiqa.score import load_model
 
     try:
         scorer = load_model(weights or model, patches=patches, seed=seed)

@@ -24,7 +24,7 @@ def export(model, weights, fmt, out, patch_size, fp32) -> None:
       rankiqa export --weights runs/default/best.pt --format weights --out rankiqa/assets/default.pt
     """
     from rankiqa.export import export_model, strip_checkpoint
-    from rankiqa.score import load_module
+    from rankiqa.models import load_module
 
     if fmt == "weights":
         if weights:
