@@ -1,4 +1,5 @@
 """rankiqa.metrics against scipy.stats, hand-computed cases and a known logistic."""
+import dataclasses
 import warnings
 
 import numpy as np
@@ -132,8 +133,9 @@ def test_fallback_is_linear_and_warns(monkeypatch, seeded_pair):
         raise RuntimeError("Optimal parameters not found")
 
     monkeypatch.setattr(metrics.optimize, "curve_fit", failing_fit)
-    with pytest.warns(RuntimeWarning, match="linear mapping"):
+    with pytest.warns(RuntimeWarning, match="did not converge.*linear mapping") as record:
         fit = metrics.fit_logistic(pred, mos)
+    assert record[0].filename == __file__  # the warning points at the caller (stacklevel 2)
     assert not fit.converged
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -253,3 +255,26 @@ def test_raw_rmse_by_hand_and_in_all_metrics():
     pred, mos = [1.0, 2.0, 4.0, 3.0], [1.5, 2.0, 3.0, 3.0]
     assert metrics.rmse(pred, mos) == pytest.approx(np.sqrt((0.25 + 0 + 1 + 0) / 4))
     assert metrics.all_metrics(pred, mos)["RMSE"] == pytest.approx(metrics.rmse(pred, mos))
+
+
+@pytest.mark.parametrize("n_params", [4, 5])
+def test_logistic_fits_from_n_params_plus_one_scores(n_params):
+    # n_params + 1 scores leave one degree of freedom: the fit runs; n_params scores would be an
+    # exact interpolation (no degree of freedom) and are refused, by every logistic function
+    pred = np.array([1.0, 3.0, 2.0, 5.0, 4.0, 6.0])[: n_params + 1]
+    mos = np.arange(1.0, n_params + 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a fallback to the line is fine here
+        assert isinstance(metrics.fit_logistic(pred, mos, n_params), metrics.LogisticFit)
+        assert -1 <= metrics.plcc_logistic(pred, mos, n_params) <= 1
+        assert metrics.rmse_logistic(pred, mos, n_params) >= 0
+    for function in (metrics.fit_logistic, metrics.plcc_logistic, metrics.rmse_logistic):
+        with pytest.raises(ValueError, match=f"at least {n_params + 1} scores, got {n_params}"):
+            function(pred[:n_params], mos[:n_params], n_params)
+
+
+def test_a_fit_is_an_immutable_value(seeded_pair):
+    fit = metrics.fit_logistic(*seeded_pair)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fit.params = (1.0, 0.0)  # type: ignore[misc]
+    assert fit == metrics.fit_logistic(*seeded_pair) and hash(fit) == hash(metrics.fit_logistic(*seeded_pair))
