@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
-from scipy import stats
+from scipy import optimize, stats
 from scipy.interpolate import PchipInterpolator
 
 import distortions
@@ -362,6 +362,18 @@ def test_output_equals_an_independent_computation_at_the_expected_parameter(name
     assert difference <= bound, difference
 
 
+@pytest.mark.parametrize("level", FIVE)
+@pytest.mark.parametrize("name", ["jpeg", "live_jpeg"])
+def test_jpeg_on_noise_equals_pillow_at_the_expected_quality(name, level):
+    # Qualities 1 and 2 differ in one luma quantizer only (250 vs 255 at frequency (0, 2): libjpeg
+    # clamps the others to 255), which the smooth test photo does not reach; uniform noise does.
+    image = np.random.default_rng(level).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    quality = EXPECTED_LEVELS[name][level - 1]
+    got = distortions.apply(image, name, level, seed=0)
+    np.testing.assert_array_equal(got, jpeg_oracle(image, quality))
+    assert max_difference(got, jpeg_oracle(image, quality + 1)) > 0  # control: the image tells q from q + 1
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float(10 * np.log10(255.0**2 / mse))
@@ -377,6 +389,35 @@ def test_jpeg2000_sits_at_the_rate_distortion_point_of_its_ratio(name, ratio, le
     single = jpeg2000_oracle(image, ratio(EXPECTED_LEVELS[name][level - 1]))
     got = distortions.apply(image, name, level, seed=0)
     assert abs(psnr(image, got) - psnr(image, single)) <= 0.5
+
+
+def jpeg2000_layered_oracle(image: np.ndarray, ratios: tuple[float, ...], level: int) -> np.ndarray:
+    """The documented layered encode (docs/performance.md): ONE Pillow/OpenJPEG codestream with a quality
+    layer per ratio, fewest bytes first, decoded from the layers up to the level's ratio."""
+    layers = sorted(ratios, reverse=True)
+    resolutions = int(max(1, min(6, np.floor(np.log2(min(image.shape[:2]))) - 2)))
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG2000", quality_mode="rates", quality_layers=layers, irreversible=True,
+                                num_resolutions=resolutions)
+    with Image.open(buffer) as decoded:
+        # Pillow has no public option for "decode k layers"; OpenJPEG takes it in the decoder
+        # arguments (codec, reduce, layers, fd, length)
+        codec, reduce, _, *rest = decoded.tile[0].args
+        decoded.tile = [decoded.tile[0]._replace(args=(codec, reduce, layers.index(ratios[level - 1]) + 1, *rest))]
+        return np.array(decoded.convert("RGB"))
+
+
+@pytest.mark.parametrize("level", FIVE)
+@pytest.mark.parametrize("name, ratio", [("jpeg2000", lambda r: r), ("live_jpeg2000", lambda bpp: 24 / bpp)])
+def test_jpeg2000_equals_the_layered_encode_at_the_expected_ratios(name, ratio, level):
+    # the same codec with the table's ratios gives the same bytes: bound 0. The control shows that
+    # this image tells each ratio from one 25 % higher (a plausible wrong table).
+    image = photo(384, 512)
+    ratios = tuple(ratio(value) for value in EXPECTED_LEVELS[name])
+    got = distortions.apply(image, name, level, seed=0)
+    np.testing.assert_array_equal(got, jpeg2000_layered_oracle(image, ratios, level))
+    wrong = tuple(r * 1.25 if k == level - 1 else r for k, r in enumerate(ratios))
+    assert max_difference(got, jpeg2000_layered_oracle(image, wrong, level)) > 0
 
 
 @pytest.mark.parametrize("level", FIVE)
@@ -541,11 +582,49 @@ def test_pixelate_blocks_have_the_expected_side(level):
     assert np.any(out[:, block - 1] != out[:, block]) and np.any(out[block - 1] != out[block])
 
 
+def color_shift_oracle(image: np.ndarray, amount: float, angle: float) -> np.ndarray:
+    """The green channel of KADID #5 as the type's source documents it, in float64 (unrounded): green
+    moved by amount * s px (s = sqrt(area / 512x384)) in direction ``angle`` (bilinear, replicated
+    border), blended in with a weight w: the Sobel gradient magnitude of the grey image, blurred by
+    (4 + amount / 2) * s px, stretched to [0, 1] and floored at 0.1 * (1 + amount / 4)."""
+    height, width = image.shape[:2]
+    scale = np.sqrt(height * width / (512 * 384))
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) / 255.0
+    magnitude = np.hypot(cv2.Sobel(grey, cv2.CV_64F, 1, 0, ksize=3, borderType=cv2.BORDER_REPLICATE),
+                         cv2.Sobel(grey, cv2.CV_64F, 0, 1, ksize=3, borderType=cv2.BORDER_REPLICATE))
+    edges = gaussian_oracle(magnitude, (4 + amount / 2) * scale)
+    weight = np.clip((edges - edges.min()) / (edges.max() - edges.min()), 0.1 * (1 + amount / 4), 1)
+    green = np.ascontiguousarray(image[:, :, 1])
+    move = np.float32([[1, 0, amount * scale * np.cos(angle)], [0, 1, amount * scale * np.sin(angle)]])
+    moved = cv2.warpAffine(green, move, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return weight * moved + (1 - weight) * green
+
+
+@pytest.mark.parametrize("level", FIVE)
+def test_color_shift_is_the_documented_blend_at_the_expected_amount(level):
+    amount = EXPECTED_LEVELS["color_shift"][level - 1]
+    image = photo(192, 256)  # a quarter of KADID's area: green moves by amount / 2 px
+    out = distortions.apply(image, "color_shift", level, seed=level)
+    np.testing.assert_array_equal(out[:, :, [0, 2]], image[:, :, [0, 2]])
+    green = out[:, :, 1].astype(np.float64)
+
+    def rms(angle: float) -> float:
+        return float(np.sqrt(np.mean((color_shift_oracle(image, amount, angle) - green) ** 2)))
+
+    # The direction is random: searched in 5 degree steps, then refined around the best step.
+    steps = np.radians(np.arange(0.0, 360.0, 5.0))
+    coarse = steps[np.argmin([rms(angle) for angle in steps])]
+    best = optimize.minimize_scalar(rms, bounds=(coarse - np.radians(5), coarse + np.radians(5)), method="bounded",
+                                    options={"xatol": 1e-7})
+    # At the true direction a correctly rounded output is within 0.5 of the oracle at every pixel, so
+    # the RMS there (and at the best direction) is at most 0.5; rounding alone gives 1/sqrt(12) = 0.29.
+    assert best.fun <= 0.5, (np.degrees(best.x), best.fun)
+
+
 @pytest.mark.parametrize("level", [3, 4, 5])
 def test_jitter_displaces_pixels_by_the_expected_spread(level):
-    """Levels 1-2 move pixels by under 1 grey level on these ramps (sd 0.25 and 0.45), where the
-    error of OpenCV's fixed-point bicubic weights at fractional positions (measured: the variance of
-    out - in is 3x the model's at level 1) dominates, so they are not checked this way."""
+    """Levels 1-2 move pixels by under 1 grey level on these ramps (sd 0.25 and 0.45), where OpenCV's
+    bicubic kernel, which does not reproduce a ramp exactly, dominates: they are checked by the next test."""
     amount = EXPECTED_LEVELS["jitter"][level - 1]
     side, slope = 128, 2  # ramps of slope 2 grey levels per px: out - in = round(2 * displacement)
     ramp = np.tile(np.arange(side) * slope, (side, 1))
@@ -558,3 +637,74 @@ def test_jitter_displaces_pixels_by_the_expected_spread(level):
     for channel in (0, 1):  # x displacement on the horizontal ramp, y on the vertical one
         difference = (out[inner + (channel,)] - image[inner + (channel,)]) + 128
         assert_sample_variance(difference, rounded_normal_moments(128, sigma))
+
+
+@pytest.mark.parametrize("level", FIVE)
+def test_jpeg_transmission_errors_cast_the_expected_number_of_runs(level):
+    count = EXPECTED_LEVELS["jpeg_transmission_errors"][level - 1]
+    # KADID's size (counts are given for 512x384); flat grey survives JPEG unchanged, so every damaged
+    # run shows as its own colour cast (3 random offsets per run), on whole 16x16 MCUs
+    out = distortions.apply(np.full((384, 512, 3), 128, np.uint8), "jpeg_transmission_errors", level, seed=level)
+    changed = np.any(out != 128, axis=2)
+    assert len(np.unique(out[changed], axis=0)) == count
+    mcus = changed.reshape(24, 16, 32, 16).transpose(0, 2, 1, 3).reshape(24, 32, 256)
+    assert np.all(mcus == mcus[:, :, :1])
+
+
+@pytest.mark.parametrize("level", FIVE)
+def test_non_eccentricity_patch_moves_the_expected_number_of_patches(level):
+    count = EXPECTED_LEVELS["non_eccentricity_patch"][level - 1]
+    # Every pixel holds its own coordinates (R, G: x; B: y), so a moved pixel tells where it was cut:
+    # a patch is a group of pixels sharing one displacement. On a 32 x 65536 strip the patches are
+    # sparse: two patches with the same displacement within 32 px of each other (which would count
+    # as one) are very unlikely, and overlapping patches with different displacements stay apart.
+    height, width = 32, 1 << 16
+    yy, xx = np.mgrid[0:height, 0:width]
+    image = np.dstack([xx & 255, xx >> 8, yy]).astype(np.uint8)
+    out = distortions.apply(image, "non_eccentricity_patch", level, seed=level)
+    ys, xs = np.nonzero(np.any(out != image, axis=2))
+    source = out[ys, xs].astype(np.int64)
+    displacement = (ys - source[:, 2]) * 2 * width + (xs - (source[:, 0] | source[:, 1] << 8))
+    order = np.lexsort((xs, displacement))
+    displacement, xs = displacement[order], xs[order]
+    # a new patch starts at a new displacement, or after a gap wider than any patch (the image height)
+    starts = np.concatenate([[True], (displacement[1:] != displacement[:-1]) | (np.diff(xs) > height)])
+    assert starts.sum() == count
+
+
+def keys_cubic(t: np.ndarray, a: float = -0.75) -> np.ndarray:
+    """Keys' cubic convolution kernel (Keys 1981) with OpenCV's INTER_CUBIC parameter a = -0.75."""
+    t = np.abs(t)
+    near = (a + 2) * t**3 - (a + 3) * t**2 + 1
+    far = a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a
+    return np.where(t <= 1, near, np.where(t < 2, far, 0.0))
+
+
+def jittered_ramp_moments(slope: float, sd: float) -> tuple[float, float, float]:
+    """Mean, variance and 4th central moment of out - in on a ramp of ``slope`` grey levels per px,
+    sampled by OpenCV's bicubic remap at an N(0, sd^2) displacement: the position is rounded to 1/32 px,
+    the 4 taps are Keys' a = -0.75 kernel (which, unlike a = -0.5, bends a ramp between pixels), and
+    the value is rounded to an integer."""
+    q = np.arange(-int(320 * sd) - 64, int(320 * sd) + 65)  # displacement in 1/32 px, beyond 10 sd
+    p = np.diff(stats.norm.cdf((np.append(q, q[-1] + 1) - 0.5) / 32 / sd))
+    whole, fraction = np.divmod(q / 32, 1.0)
+    sampled = whole + sum(k * keys_cubic(fraction - k) for k in (-1, 0, 1, 2))  # the ramp x, read at x + d
+    values = np.rint(slope * sampled)
+    mean = float(p @ values)
+    return mean, float(p @ (values - mean) ** 2), float(p @ (values - mean) ** 4)
+
+
+@pytest.mark.parametrize("level", [1, 2, 3])
+def test_jitter_small_displacements_on_steep_ramps(level):
+    amount = EXPECTED_LEVELS["jitter"][level - 1]
+    side, slope = 256, 16  # saw-tooth ramps of 16 grey levels per px, period 16 px
+    saw = np.tile(np.arange(side) % 16 * slope, (side, 1))
+    image = np.dstack([saw, saw.T, np.full((side, side), 128)]).astype(np.uint8)
+    out = distortions.apply(image, "jitter", level, seed=level).astype(np.float64)
+    # 3 px away from the teeth's edges: more than 6 sd of the displacement (5 steps of N(0, a^2): sd sqrt(5) a)
+    inside = (np.arange(side) % 16 >= 3) & (np.arange(side) % 16 < 13)
+    moments = jittered_ramp_moments(slope, np.sqrt(5) * amount)
+    for channel, where in ((0, np.broadcast_to(inside[None, :], (side, side))),
+                           (1, np.broadcast_to(inside[:, None], (side, side)))):
+        difference = (out[:, :, channel] - image[:, :, channel])[where]
+        assert_sample_variance(difference, moments)
