@@ -17,6 +17,11 @@ Table mutants run the oracle tests WITHOUT the test that compares the tables wit
 values (that one kills every table mutant by construction); so the table score measures whether
 the behaviour checks notice a wrong parameter.
 
+Proven-equivalent mutants (no input can tell them from the original, argued in ``EQUIVALENT``) are
+listed, not run, and left out of the killed % (the usual mutation score: killed / non-equivalent).
+An entry names the function, the source text and the change, so it stops matching (and the mutant
+runs again) when that code changes; an entry that matches nothing is reported as stale.
+
 Tests run in forked children of one process that imported NumPy/SciPy/torch/OpenCV once, so a
 mutant costs about as much as its tests. Usage (not run in CI; Linux/macOS, needs os.fork):
     nice -n 19 python tools/mutation.py                 # every target
@@ -58,6 +63,18 @@ BINOP_SWAP = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: as
               ast.Mod: ast.Div, ast.Pow: ast.Mult, ast.BitAnd: ast.BitOr, ast.BitOr: ast.BitAnd,
               ast.LShift: ast.RShift, ast.RShift: ast.LShift, ast.MatMult: ast.Mult}
 
+# (path, enclosing function, source text of the mutated node, change) -> why no input can tell them apart
+EQUIVALENT: dict[tuple[str, str, str, str], str] = {
+    ("rankiqa/metrics.py", "logistic5", "-500", "-500 -> -499"):
+        "exp(z) <= exp(-499) < 2**-53 for every clipped z <= -499, so 1 + exp(z) == 1.0 with either bound",
+    ("rankiqa/metrics.py", "logistic5", "500", "500 -> 501"):
+        "1 / (1 + exp(z)) <= 7.2e-218 for z >= 500, below half an ulp of 0.5, so 0.5 - it == 0.5 with either bound",
+    ("rankiqa/metrics.py", "logistic4", "-500", "-500 -> -499"):
+        "1 + exp(z) == 1.0 for z <= -499 with either bound, so the value is b1 exactly",
+    ("rankiqa/metrics.py", "_initial_params", "direction > 0", "Gt -> GtE"):
+        "direction is 1.0 or -1.0 (set on the line above), never 0",
+}
+
 
 @dataclass
 class Mutant:
@@ -69,6 +86,13 @@ class Mutant:
     replacement: str
     description: str
     users: tuple[str, ...] = ()  # table mutants: the distortion names that use the table
+    function: str = ""  # code mutants: the enclosing function ("" at module level)
+    original: str = ""  # code mutants: the source text that is replaced
+
+    @property
+    def equivalence(self) -> str | None:
+        """Why this mutant is equivalent, if ``EQUIVALENT`` lists it."""
+        return EQUIVALENT.get((self.path, self.function, self.original, self.description))
 
     def apply(self, source: str) -> str:
         lines = source.splitlines(keepends=True)
@@ -207,8 +231,16 @@ def code_mutants(target: str, path: str) -> list[Mutant]:
             continue  # handled with its sign
         for mutated, description in _variants(node):
             mutants.append(Mutant(target, path, node.lineno, (node.lineno, node.col_offset),
-                                  (node.end_lineno, node.end_col_offset), ast.unparse(mutated), description))
+                                  (node.end_lineno, node.end_col_offset), ast.unparse(mutated), description,
+                                  function=_enclosing_function(node), original=ast.get_source_segment(source, node) or ""))
     return mutants
+
+
+def _enclosing_function(node: ast.AST) -> str:
+    parent = getattr(node, "_parent", None)
+    while parent is not None and not isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        parent = getattr(parent, "_parent", None)
+    return parent.name if parent is not None else ""
 
 
 MUTATE_STRINGS = False  # --strings: message texts are checked by the CLI error tests, not the point here
@@ -266,6 +298,11 @@ def main(argv: list[str] | None = None) -> int:
     global MUTATE_STRINGS
     MUTATE_STRINGS = args.strings
     mutants = all_mutants(args.only)
+    matched = {(m.path, m.function, m.original, m.description) for m in mutants if m.equivalence}
+    paths = {m.path for m in mutants}
+    for key in EQUIVALENT.keys() - matched:
+        if key[0] in paths:
+            print(f"stale EQUIVALENT entry (matches no mutant; the code changed?): {key}", file=sys.stderr)
     if args.sample:
         import random
 
@@ -283,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     mutants = [queue[i] for i in range(max(map(len, queues), default=0)) for queue in queues if i < len(queue)]
     if args.list:
         for mutant in mutants:
-            print(f"{mutant.target:8s} {mutant.path}:{mutant.line}: {mutant.description}")
+            print(f"{mutant.target:8s} {mutant.path}:{mutant.line}: {mutant.description}"
+                  + ("  [equivalent]" if mutant.equivalence else ""))
         print(f"{len(mutants)} mutants")
         return 0
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
@@ -310,6 +348,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{target}: baseline passes in {seconds:.1f} s", file=sys.stderr, flush=True)
         results = []
         for number, mutant in enumerate(mutants, start=1):
+            if mutant.equivalence:
+                results.append({**mutant.__dict__, "outcome": "equivalent", "seconds": 0.0})
+                continue
             path = scratch / mutant.path
             original = path.read_text(encoding="utf-8")
             mutated = mutant.apply(original)
@@ -332,14 +373,21 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    print("| target | mutants | killed | survived | killed % |")
-    print("|---|---|---|---|---|")
-    for target in sorted({r["target"] for r in results}):
-        rows = [r for r in results if r["target"] == target]
-        killed = sum(r["outcome"] != "survived" for r in rows)
-        print(f"| {target} | {len(rows)} | {killed} | {len(rows) - killed} | {100 * killed / len(rows):.1f} |")
-    killed = sum(r["outcome"] != "survived" for r in results)
-    print(f"| all | {len(results)} | {killed} | {len(results) - killed} | {100 * killed / max(1, len(results)):.1f} |")
+    print("| target | mutants | equivalent | killed | survived | killed % of non-equivalent |")
+    print("|---|---|---|---|---|---|")
+    for target in [*sorted({r["target"] for r in results}), "all"]:
+        rows = [r for r in results if target in ("all", r["target"])]
+        equivalent = sum(r["outcome"] == "equivalent" for r in rows)
+        survived = sum(r["outcome"] == "survived" for r in rows)
+        killed = len(rows) - equivalent - survived
+        print(f"| {target} | {len(rows)} | {equivalent} | {killed} | {survived} | "
+              f"{100 * killed / max(1, killed + survived):.1f} |")
+    equivalents = [r for r in results if r["outcome"] == "equivalent"]
+    if equivalents:
+        print("\nEquivalent (not run; tools/mutation.py EQUIVALENT):")
+        for r in equivalents:
+            reason = EQUIVALENT[(r["path"], r["function"], r["original"], r["description"])]
+            print(f"- {r['path']}:{r['line']} ({r['function']}): {r['description']}: {reason}")
     survivors = [r for r in results if r["outcome"] == "survived"]
     if survivors:
         print("\nSurvivors:")
