@@ -173,7 +173,7 @@ def test_resume_builds_the_model_without_pretrained_weights(tmp_path, monkeypatc
         requested.append(pretrained)
         return create_model(backbone, **kwargs)  # tiny has no ImageNet weights; the flag is what is checked
 
-    monkeypatch.setattr("rankiqa.train.create_model", recording_create_model)
+    monkeypatch.setattr("rankiqa.training.run.create_model", recording_create_model)
     train(_config(tmp_path, steps=2, val_every=2, pretrained=True), NoiseSets(), None, progress=False)
     train(_config(tmp_path, steps=2, val_every=2, pretrained=True, resume=True), NoiseSets(), None, progress=False)
     assert requested == [True, False]
@@ -316,11 +316,11 @@ def test_disk_full_during_training_names_the_file_and_keeps_last_pt(tmp_path, mo
 def test_disk_full_writing_metrics_names_the_file(tmp_path, monkeypatch):
     import errno
 
-    import rankiqa.train
+    import rankiqa.training.run
 
     def full(path, text):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(rankiqa.train, "write_text_atomic", full)
+    monkeypatch.setattr(rankiqa.training.run, "write_text_atomic", full)
     with pytest.raises(UserError, match=r"run/config.json: could not write: No space left on device"):
         train(_config(tmp_path, steps=2, val_every=2), NoiseSets(), None, progress=False)

@@ -12,9 +12,9 @@ import torch
 
 from rankiqa.checkpoint import load_checkpoint
 from rankiqa.cli import main
-from rankiqa.train import KILL_AT_STEP_ENV
 
 PHOTOS = Path(__file__).resolve().parents[1] / "rankiqa" / "assets" / "images"
+KILLING_LAUNCHER = Path(__file__).resolve().parent / "_killing_launcher.py"
 FAST = ["--pristine", str(PHOTOS), "--backbone", "tiny", "--distortions", "gaussian_blur,white_noise",
         "--patch", "48", "--lr", "0.003", "--val-fraction", "0.34", "--threads", "1", "--quiet"]
 
@@ -41,9 +41,9 @@ def test_resume_after_kill_9_matches_uninterrupted_run(tmp_path):
     steps = ["--steps", "40", "--val-every", "5", "--batch-sets", "3"]
     _run_cli(["train", *FAST, *steps, "--out", str(tmp_path / "whole")])
     killed = tmp_path / "killed"
-    # the testing hook makes the child SIGKILL itself right after step 17 (no chance to clean up)
-    process = subprocess.run([sys.executable, "-m", "rankiqa", "train", *FAST, *steps, "--out", str(killed)],
-                             env={**_env(), KILL_AT_STEP_ENV: "17"}, capture_output=True, text=True, timeout=120)
+    # the launcher's callback makes the child SIGKILL itself right after step 17 (no chance to clean up)
+    process = subprocess.run([sys.executable, str(KILLING_LAUNCHER), "train-step", "17", "train", *FAST, *steps,
+                              "--out", str(killed)], env=_env(), capture_output=True, text=True, timeout=120)
     assert process.returncode == -signal.SIGKILL, process.stderr[-2000:]
     assert load_checkpoint(killed / "last.pt")["step"] == 15  # steps 16-17 were lost with the process
     _run_cli(["train", *FAST, *steps, "--out", str(killed), "--resume"])
