@@ -27,6 +27,7 @@ from distortions._registry import (
     names,
     register,
 )
+from distortions.errors import DistortionError, InvalidArgument, UnknownDistortion
 from distortions import blur as _blur  # noqa: F401  (importing a family module registers its types)
 from distortions import color as _color  # noqa: F401
 from distortions import compression as _compression  # noqa: F401
@@ -41,7 +42,10 @@ from distortions.composed import compose, compose_levels  # registers the compos
 __all__ = [
     "MIN_SIDE",
     "NUM_LEVELS",
+    "DistortionError",
     "DistortionSpec",
+    "InvalidArgument",
+    "UnknownDistortion",
     "apply",
     "apply_levels",
     "compose",

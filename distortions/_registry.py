@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from distortions.errors import InvalidArgument, UnknownDistortion
+
 NUM_LEVELS = 5
 MIN_SIDE = 32
 COMPOSED_FAMILY = "composed"
@@ -103,13 +105,14 @@ def families() -> list[str]:
 
 
 def get(name: str) -> DistortionSpec:
-    """The spec registered under ``name``; unknown names raise ``KeyError`` listing close matches."""
+    """The spec registered under ``name``; unknown names raise ``UnknownDistortion`` (a ``KeyError``)
+    listing close matches."""
     try:
         return _REGISTRY[name]
     except KeyError:
         close = difflib.get_close_matches(str(name), _REGISTRY, n=5, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(_REGISTRY)}"
-        raise KeyError(f"unknown distortion {name!r}{hint}") from None
+        raise UnknownDistortion(f"unknown distortion {name!r}{hint}") from None
 
 
 def as_rgb_uint8(image: Any) -> np.ndarray:
@@ -121,10 +124,10 @@ def as_rgb_uint8(image: Any) -> np.ndarray:
     if image.ndim == 2:
         image = np.repeat(image[:, :, None], 3, axis=2)
     elif image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must have shape (H, W, 3) or (H, W), got {image.shape}")
+        raise InvalidArgument(f"image must have shape (H, W, 3) or (H, W), got {image.shape}")
     height, width = image.shape[:2]
     if height < MIN_SIDE or width < MIN_SIDE:
-        raise ValueError(f"image must be at least {MIN_SIDE}x{MIN_SIDE} pixels, got {width}x{height}")
+        raise InvalidArgument(f"image must be at least {MIN_SIDE}x{MIN_SIDE} pixels, got {width}x{height}")
     return image
 
 
@@ -133,7 +136,7 @@ def check_level(level: Any) -> int:
     if isinstance(level, bool) or not isinstance(level, (int, np.integer)):
         raise TypeError(f"level must be an int in 1..{NUM_LEVELS}, got {level!r}")
     if not 1 <= int(level) <= NUM_LEVELS:
-        raise ValueError(f"level must be in 1..{NUM_LEVELS}, got {level}")
+        raise InvalidArgument(f"level must be in 1..{NUM_LEVELS}, got {level}")
     return int(level)
 
 

@@ -26,6 +26,7 @@ from distortions._registry import (
     level_seed,
     register,
 )
+from distortions.errors import InvalidArgument
 from distortions import blur as _blur  # noqa: F401  (the members must be registered first)
 from distortions import compression as _compression  # noqa: F401
 from distortions import noise as _noise  # noqa: F401
@@ -42,14 +43,14 @@ def check_chain(names: Sequence[str]) -> tuple[str, ...]:
         raise TypeError(f"names must be a list of {MIN_MEMBERS}-{MAX_MEMBERS} distortion names, got {names!r}")
     chain = tuple(names)
     if not MIN_MEMBERS <= len(chain) <= MAX_MEMBERS:
-        raise ValueError(f"names must list {MIN_MEMBERS} or {MAX_MEMBERS} distortion types, got {len(chain)}: {chain}")
+        raise InvalidArgument(f"names must list {MIN_MEMBERS} or {MAX_MEMBERS} distortion types, got {len(chain)}: {chain}")
     seen: dict[str, str] = {}
     for name in chain:
         family = get(name).family
         if family == COMPOSED_FAMILY:
-            raise ValueError(f"{name!r} is already composed; list its members instead")
+            raise InvalidArgument(f"{name!r} is already composed; list its members instead")
         if family in seen:
-            raise ValueError(f"names must come from different families: {seen[family]!r} and {name!r} are both {family!r}")
+            raise InvalidArgument(f"names must come from different families: {seen[family]!r} and {name!r} are both {family!r}")
         seen[family] = name
     return chain
 

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 
 from distortions._registry import NUM_LEVELS, apply_levels, as_rgb_uint8, get
+from distortions.errors import InvalidArgument
 
 LABEL_HEIGHT = 18
 NAME_WIDTH = 200
@@ -40,7 +41,7 @@ def contact_sheet(
     each level shows its parameter value.
     """
     if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
-        raise ValueError(f"tile must be a positive number of pixels, got {tile!r}")
+        raise InvalidArgument(f"tile must be a positive number of pixels, got {tile!r}")
     rgb = as_rgb_uint8(image)
     captions = level_captions(names) if captions is None else captions
     height, width = rgb.shape[:2]

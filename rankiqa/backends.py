@@ -37,7 +37,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from rankiqa.errors import UserError
+from rankiqa.errors import InvalidOption, UnknownName, UserError
 
 PRECISIONS = ("fp32", "bf16", "int8")
 ONNX_OPSET = 17
@@ -84,9 +84,9 @@ def list_backends() -> list[str]:
 
 
 def get_backend(name: str) -> BackendSpec:
-    """The spec of backend ``name``; ``UserError`` naming the known ones otherwise."""
+    """The spec of backend ``name``; ``UnknownName`` naming the known ones otherwise."""
     if name not in _BACKENDS:
-        raise UserError(f"unknown backend {name!r}; choose one of: {', '.join(_BACKENDS)}")
+        raise UnknownName(f"unknown backend {name!r}; choose one of: {', '.join(_BACKENDS)}")
     return _BACKENDS[name]
 
 
@@ -97,9 +97,10 @@ def check_backend(name: str, precision: str = "fp32") -> BackendSpec:
 
     spec = get_backend(name)
     if precision not in PRECISIONS:
-        raise UserError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+        raise UnknownName(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
     if precision not in spec.precisions:
-        raise UserError(f"backend {name!r} has no {precision} precision (it has {', '.join(spec.precisions)})")
+        raise InvalidOption(f"backend {name!r} has no {precision} precision (it has {', '.join(spec.precisions)})",
+                            params=("backend",))
     missing = [module for module in spec.modules if importlib.util.find_spec(module) is None]
     if missing:
         raise UserError(f"backend {name!r} needs {', '.join(missing)}: pip install \"rankiqa[{spec.extra}]\"")
@@ -327,7 +328,8 @@ def _build_openvino(module, precision: str, batch_size: int, patch_size: int, th
 
     core = ov.Core()
     if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-        raise UserError("openvino bf16: this CPU has no bf16 support (needs AVX512-BF16 or AMX); use --precision fp32 or int8")
+        raise UserError("openvino bf16: this CPU has no bf16 support (needs AVX512-BF16 or AMX); use precision fp32 or "
+                        "int8", params=("precision",))
     model = core.read_model(str(_graph(module, precision, patch_size)))
     model.reshape({INPUT_NAME: ov.PartialShape([-1, patch_size, patch_size, 3])})
     config = {

@@ -32,7 +32,7 @@ import pandas as pd
 
 from rankiqa.atomic import atomic_path, write_text_atomic
 from rankiqa.devices import resolve_device
-from rankiqa.errors import UserError
+from rankiqa.errors import InvalidOption, UserError, check_choice
 from rankiqa.finetune import FinetuneConfig, evaluate, finetune, write_csv_atomic
 from rankiqa.metrics import METRIC_NAMES
 from rankiqa.score import score_paths
@@ -134,14 +134,14 @@ PROBE_TITLES = {"none": "zero-shot", "ridge": "ridge probe", "finetune": "fine-t
 
 def resolve_probe(probe: str | None, finetune_models: bool = False) -> str:
     """The protocol of a run: ``probe`` (``none``, ``ridge`` or ``finetune``), or ``finetune`` when only the
-    ``finetune_models`` alias is set, else ``none``; ``UserError`` when the two contradict."""
+    ``finetune_models`` alias is set, else ``none``; ``InvalidOption`` when the two contradict."""
     if probe is None:
         return "finetune" if finetune_models else "none"
     probe = probe.lower()
-    if probe not in PROBES:
-        raise UserError(f"--probe must be one of {', '.join(PROBES)}, got {probe!r}")
+    check_choice("probe", probe, PROBES)
     if finetune_models and probe != "finetune":
-        raise UserError(f"--finetune means --probe finetune; it cannot be combined with --probe {probe}")
+        raise InvalidOption(f"finetune_models means probe finetune; it cannot be combined with probe {probe}",
+                            params=("finetune_models", "probe"))
     return probe
 
 
@@ -167,12 +167,13 @@ def run_benchmark(databases: list[tuple[str, str | os.PathLike]], model: str, ou
 
     probe = resolve_probe(probe, finetune_models)
     if len(databases) not in (1, 2):
-        raise UserError(f"--database: give one database, or two for cross-database evaluation (got {len(databases)})")
+        raise InvalidOption(f"databases: give one database, or two for cross-database evaluation (got "
+                            f"{len(databases)})", params=("databases",))
     if len(databases) == 2 and probe == "none":
-        raise UserError("cross-database evaluation (two --database) trains on the first: add --finetune "
-                        "(or --probe ridge)")
+        raise InvalidOption("cross-database evaluation (two databases) trains on the first: add finetune_models "
+                            "(or probe ridge)", params=("databases", "finetune_models", "probe"))
     if splits < 1:
-        raise UserError(f"--splits must be at least 1, got {splits}")
+        raise InvalidOption(f"splits must be at least 1, got {splits}", params=("splits",))
     out_dir = Path(out_dir)
     frames = [load_database(name, root) for name, root in databases]
     config = replace(finetune_config or FinetuneConfig(), patch_size=patch_size, eval_patches=patches, seed=seed)

@@ -1,4 +1,4 @@
-"""Choosing the torch device from a ``--device`` option value."""
+"""Choosing the torch device from a ``device`` option value."""
 from __future__ import annotations
 
 import os
@@ -15,7 +15,7 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: no CUDA device is available (use --device cpu or auto)")
+        raise UserError(f"device {device}: no CUDA device is available (use device cpu or auto)", params=("device",))
     return device
 
 

@@ -5,6 +5,7 @@ import csv
 import io
 
 import distortions
+from rankiqa.errors import InvalidOption, UnknownName, check_choice
 
 
 def _format_value(value) -> str:
@@ -57,8 +58,7 @@ def distortion_table(fmt: str = "table") -> str:
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         lines += ["| " + " | ".join(row[c].replace("|", "\\|") for c in columns) + " |" for row in data]
         return "\n".join(lines)
-    if fmt != "table":
-        raise ValueError(f"format must be table, markdown or csv, got {fmt!r}")
+    check_choice("fmt", fmt, ("table", "markdown", "csv"))
     short = [c for c in columns if c != "description"]
     widths = {c: max(len(c), *(len(row[c]) for row in data)) for c in short}
     lines = ["  ".join(c.ljust(widths[c]) for c in short) + "  description"]
@@ -66,10 +66,20 @@ def distortion_table(fmt: str = "table") -> str:
     return "\n".join(lines)
 
 
+def get_distortion(name: str) -> distortions.DistortionSpec:
+    """``distortions.get(name)``; an unknown name raises rankiqa's ``UnknownName`` (a ``KeyError``
+    and ``ValueError``) listing close matches."""
+    try:
+        return distortions.get(name)
+    except distortions.UnknownDistortion as exc:
+        raise UnknownName(str(exc)) from None
+
+
 def select_distortions(spec: str) -> list[str]:
     """Names from 'all', 'NAME,NAME' or 'family:NAME' (families may be mixed with names).
 
     'all' is every single type; the composed presets (``family:composed``) are chosen by name or family.
+    An unknown name or family raises ``UnknownName``; a spec that selects nothing, ``InvalidOption``.
     """
     if spec.strip() == "all":
         return distortions.names(composed=False)
@@ -81,14 +91,11 @@ def select_distortions(spec: str) -> list[str]:
             family = item.split(":", 1)[1]
             members = [n for n in distortions.names() if distortions.get(n).family == family]
             if not members:
-                raise ValueError(f"unknown distortion family {family!r}; known: {', '.join(distortions.families())}")
+                raise UnknownName(f"unknown distortion family {family!r}; known: {', '.join(distortions.families())}")
             selected.extend(members)
         else:
-            try:
-                distortions.get(item)
-            except KeyError as exc:
-                raise ValueError(exc.args[0]) from None
+            get_distortion(item)
             selected.append(item)
     if not selected:
-        raise ValueError(f"no distortion selected by {spec!r}")
+        raise InvalidOption(f"no distortion selected by {spec!r}")
     return list(dict.fromkeys(selected))

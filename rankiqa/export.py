@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from rankiqa.atomic import atomic_path
-from rankiqa.errors import UserError
+from rankiqa.errors import InvalidOption, UserError, check_choice
 
 ONNX_OPSET = 17
 MIN_PATCH_SIZE = 32  # = rankiqa.score.MIN_SIDE; smaller examples break backbones that downsample 32x
@@ -26,8 +26,8 @@ def require_onnx() -> None:
     try:
         import onnx  # noqa: F401
     except ImportError:
-        raise UserError(f"--format onnx needs the onnx package: pip install 'rankiqa[{ONNX_EXTRA}]' "
-                        "(or pip install onnx onnxruntime)") from None
+        raise UserError(f"fmt onnx needs the onnx package: pip install 'rankiqa[{ONNX_EXTRA}]' "
+                        "(or pip install onnx onnxruntime)", params=("fmt",)) from None
 
 
 def strip_checkpoint(source: str | os.PathLike | dict[str, Any], out: str | os.PathLike, half: bool = True) -> Path:
@@ -58,11 +58,10 @@ def export_model(module: torch.nn.Module, fmt: str, out: str | os.PathLike, patc
     the module within float rounding. ``onnx`` needs the ``onnx`` package (extra ``rankiqa[onnx]``);
     ``UserError`` when it is missing. Use ``strip_checkpoint`` for the ``weights`` format.
     """
-    if fmt not in ("torchscript", "onnx"):
-        raise ValueError(f"format must be torchscript or onnx, got {fmt!r}")
+    check_choice("fmt", fmt, ("torchscript", "onnx"))
     if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < MIN_PATCH_SIZE:
-        raise UserError(f"--patch-size must be an integer >= {MIN_PATCH_SIZE} (the smallest image side "
-                        f"rankiqa scores), got {patch_size!r}")
+        raise InvalidOption(f"patch_size must be an integer >= {MIN_PATCH_SIZE} (the smallest image side "
+                            f"rankiqa scores), got {patch_size!r}", params=("patch_size",))
     if fmt == "onnx":
         require_onnx()
     module = module.eval()

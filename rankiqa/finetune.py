@@ -32,7 +32,7 @@ import pandas as pd
 
 from rankiqa.atomic import write_text_atomic
 from rankiqa.devices import default_workers, loader_start_method, resolve_device
-from rankiqa.errors import UserError
+from rankiqa.errors import InvalidOption, UserError, check_choice
 from rankiqa.imageio import fit_to_patch, header_problem
 from rankiqa.models import load_module
 from rankiqa.score import MIN_SIDE, read_for_scoring, score_paths
@@ -75,15 +75,14 @@ class FinetuneConfig:
         for name in ("epochs", "batch_size", "patch_size", "eval_patches"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+                raise InvalidOption(f"{name} must be a positive integer, got {value!r}", params=(name,))
+        check_choice("loss", self.loss, LOSSES)
         if not 0 <= self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        if self.head_init not in HEAD_INITS:
-            raise ValueError(f"head_init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
+            raise InvalidOption(f"val_fraction must be in [0, 1), got {self.val_fraction}", params=("val_fraction",))
+        check_choice("head_init", self.head_init, HEAD_INITS)
         if self.lr <= 0 or self.weight_decay < 0 or self.workers < 0:
-            raise ValueError("lr must be > 0, weight_decay and workers >= 0")
+            raise InvalidOption(f"lr must be > 0, weight_decay and workers >= 0, got lr={self.lr}, weight_decay="
+                                f"{self.weight_decay}, workers={self.workers}", params=("lr", "weight_decay", "workers"))
 
 
 @dataclass(frozen=True)
@@ -221,7 +220,8 @@ def finetune(train: pd.DataFrame, test: pd.DataFrame, init: str | os.PathLike, r
     settings = _config_dict(config, init, mos_range, train, test)
     config_path = run_dir / "config.json"
     if config_path.exists() and json.loads(config_path.read_text()) != settings:
-        raise UserError(f"{run_dir} holds a run with a different configuration; choose another --out")
+        raise InvalidOption(f"run_dir {run_dir} holds a run with a different configuration; choose another run_dir",
+                            params=("run_dir",))
     if (run_dir / "metrics.json").exists() and (run_dir / "test_predictions.csv").exists():
         return FinetuneResult(run_dir, pd.read_csv(run_dir / "test_predictions.csv", keep_default_na=False,
                                                    dtype={"reference": str}),

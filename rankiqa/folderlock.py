@@ -25,8 +25,8 @@ LOCK_NAME = ".lock"
 class FolderInUse(UserError):
     """Another process holds the folder's lock; ``pids`` are the holders found (may be empty)."""
 
-    def __init__(self, message: str, pids: list[int]) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, pids: list[int], params: tuple[str, ...] = ()) -> None:
+        super().__init__(message, params=params)
         self.pids = pids
 
 
@@ -79,14 +79,15 @@ def _in_use(folder: Path, label: str) -> FolderInUse:
     who = f"pid {', '.join(map(str, pids))}" if pids else "pid unknown"
     return FolderInUse(
         f"{label} {folder} is in use by another process ({who}); wait for it to finish or stop it, "
-        "or choose another folder", pids
+        "or choose another folder", pids, params=(label,)
     )
 
 
 @contextmanager
-def folder_lock(folder: str | os.PathLike, part: tuple[int, int] | None = None, label: str = "OUT_DIR") -> Iterator[None]:
+def folder_lock(folder: str | os.PathLike, part: tuple[int, int] | None = None, label: str = "out_dir") -> Iterator[None]:
     """Hold ``folder``'s lock for the block (see the module doc); ``FolderInUse`` (a ``UserError``
-    naming ``label``, the folder and the holder's pid) when another process holds it."""
+    naming ``label``, the parameter that gave the folder, the folder and the holder's pid) when
+    another process holds it."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     whole = _open(folder / LOCK_NAME)

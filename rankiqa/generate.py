@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from rankiqa.atomic import write_text_atomic
-from rankiqa.errors import UserError
+from rankiqa.errors import InvalidOption, UnknownName, UserError
 from rankiqa.folderlock import folder_lock
 from rankiqa.imageio import (
     DEFAULT_MAX_PIXELS,
@@ -103,16 +103,16 @@ def scan_images(
     root = Path(src_dir)
     try:
         if not root.exists():
-            raise UserError(f"SRC_DIR {root}: folder not found")
+            raise UserError(f"src_dir {root}: folder not found", params=("src_dir",))
         if not root.is_dir():
-            raise UserError(f"SRC_DIR {root}: is a file, expected a folder of photos")
+            raise UserError(f"src_dir {root}: is a file, expected a folder of photos", params=("src_dir",))
     except OSError as exc:
-        raise UserError(f"SRC_DIR {root}: {os_error_reason(root, exc)}") from None
+        raise UserError(f"src_dir {root}: {os_error_reason(root, exc)}", params=("src_dir",)) from None
     found, problems = walk_images(root, exclude=exclude)
     found = [path.relative_to(root).as_posix() for path in found]
     problems = [(path.relative_to(root).as_posix(), reason) for path, reason in problems]
     if not found and problems and problems[0][0] == ".":
-        raise UserError(f"SRC_DIR {root}: {problems[0][1]}")
+        raise UserError(f"src_dir {root}: {problems[0][1]}", params=("src_dir",))
     return sorted(found), sorted(problems)
 
 
@@ -120,7 +120,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     """``"K/N"`` -> (K, N) with 1 <= K <= N."""
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
     if not match or not 1 <= int(match[1]) <= int(match[2]):
-        raise UserError(f"--shard {text!r}: expected K/N with 1 <= K <= N, e.g. 2/4")
+        raise InvalidOption(f"shard {text!r}: expected K/N with 1 <= K <= N, e.g. 2/4", params=("shard",))
     return int(match[1]), int(match[2])
 
 
@@ -397,9 +397,10 @@ def _check_settings(out_dir: Path, settings: Settings) -> None:
         current = json.loads(settings.to_json())
         differing = sorted(key for key in set(previous) | set(current) if previous.get(key) != current.get(key))
         if differing:
-            raise UserError(
-                f"OUT_DIR {out_dir} was generated with other options ({', '.join(differing)} differ: "
-                f"{', '.join(f'{key}={previous.get(key)!r}' for key in differing)}); use a new OUT_DIR"
+            raise InvalidOption(
+                f"out_dir {out_dir} was generated with other options ({', '.join(differing)} differ: "
+                f"{', '.join(f'{key}={previous.get(key)!r}' for key in differing)}); use a new out_dir",
+                params=("out_dir",)
             )
     else:
         write_text_atomic(path, settings.to_json())
@@ -408,11 +409,13 @@ def _check_settings(out_dir: Path, settings: Settings) -> None:
 def _resolve_distortions(distortion_names: Iterable[str] | None) -> tuple[str, ...]:
     import distortions
 
+    from rankiqa.distortion_table import get_distortion
+
     names = distortions.names(composed=False) if distortion_names is None else list(dict.fromkeys(distortion_names))
     for name in names:
-        distortions.get(name)
+        get_distortion(name)
     if not names:
-        raise UserError("--distortions: no distortion type selected")
+        raise InvalidOption("distortion_names: no distortion type selected", params=("distortion_names",))
     return tuple(names)
 
 
@@ -512,32 +515,34 @@ def generate(
     src = Path(src_dir)
     out = Path(out_dir)
     if image_format not in OUTPUT_FORMATS:
-        raise UserError(f"--format {image_format!r}: expected one of {', '.join(OUTPUT_FORMATS)}")
+        raise UnknownName(f"image_format {image_format!r}: expected one of {', '.join(OUTPUT_FORMATS)}",
+                          params=("image_format",))
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise UserError(f"--workers {workers!r}: expected an integer >= 1")
+        raise InvalidOption(f"workers {workers!r}: expected an integer >= 1", params=("workers",))
     if engine not in ENGINES:
-        raise UserError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
+        raise UnknownName(f"engine {engine!r}: expected one of {', '.join(ENGINES)}", params=("engine",))
     runner = None
     if engine == "ray":
         from rankiqa.ray_engine import generate_runner
 
         runner = generate_runner(address, num_cpus=workers, log=log)
     elif address is not None:
-        raise UserError("--address needs --engine ray")
+        raise InvalidOption("address needs engine ray", params=("address", "engine"))
     if max_side is not None and max_side < MIN_PRISTINE_SIDE:
-        raise UserError(f"--max-side {max_side}: expected at least {MIN_PRISTINE_SIDE} pixels")
+        raise InvalidOption(f"max_side {max_side}: expected at least {MIN_PRISTINE_SIDE} pixels", params=("max_side",))
     index, count = parse_shard(f"{shard[0]}/{shard[1]}")
     if src.exists() and out.exists() and src.resolve() == out.resolve():
-        raise UserError(f"OUT_DIR {out} is SRC_DIR; choose another output folder")
+        raise InvalidOption(f"out_dir {out} is src_dir; choose another output folder", params=("out_dir", "src_dir"))
     references, unlisted = scan_images(src, exclude=out)
     if not references:
         found = f" ({len(unlisted)} sub-folder(s) not read, e.g. {unlisted[0][0]}: {unlisted[0][1]})" if unlisted else ""
-        raise UserError(f"SRC_DIR {src}: no image files ({', '.join(IMAGE_EXTENSIONS)}) found{found}")
+        raise UserError(f"src_dir {src}: no image files ({', '.join(IMAGE_EXTENSIONS)}) found{found}",
+                        params=("src_dir",))
     settings = Settings(int(seed), _resolve_distortions(distortion_names), max_side, image_format, int(max_pixels))
     if image_format == "jpg":
         log(f"Warning: --format jpg re-encodes every image (lossy, quality {JPEG_QUALITY}); "
             "JPEG artefacts mix with the distortion levels. Use png for a lossless dataset.")
-    with folder_lock(out, None if count == 1 else (index, count), label="OUT_DIR"):
+    with folder_lock(out, None if count == 1 else (index, count), label="out_dir"):
         return _generate_locked(src, out, settings, (index, count), references, unlisted, workers, progress, log, started,
                                 runner)
 
@@ -568,8 +573,8 @@ def _generate_locked(src: Path, out: Path, settings: Settings, shard: tuple[int,
     write_text_atomic(skipped_csv, _csv_text(SKIPPED_COLUMNS, (dict(path=p, reason=r) for p, r in skipped)))
     if count == 1 and usable == 0:
         raise UserError(
-            f"SRC_DIR {src}: no usable image ({len(skipped)} skipped, e.g. {skipped[0][0]}: {skipped[0][1]}; "
-            f"see {skipped_csv})"
+            f"src_dir {src}: no usable image ({len(skipped)} skipped, e.g. {skipped[0][0]}: {skipped[0][1]}; "
+            f"see {skipped_csv})", params=("src_dir",)
         )
     manifest = out / f"manifest{suffix}.csv"
     write_text_atomic(manifest, _csv_text(MANIFEST_COLUMNS, rows))
@@ -584,8 +589,8 @@ def merge_shards(out_dir: str | os.PathLike) -> GenerateSummary:
     started = time.perf_counter()
     out = Path(out_dir)
     if not out.is_dir():
-        raise UserError(f"--merge {out}: folder not found")
-    with folder_lock(out, label="--merge"):  # no shard may still be writing
+        raise UserError(f"out_dir {out}: folder not found", params=("out_dir",))
+    with folder_lock(out, label="out_dir"):  # no shard may still be writing
         return _merge_locked(out, started)
 
 
@@ -596,14 +601,17 @@ def _merge_locked(out: Path, started: float) -> GenerateSummary:
         if match:
             shards[int(match[1]), int(match[2])] = path
     if not shards:
-        raise UserError(f"--merge {out}: no manifest-shard-K-of-N.csv files (run with --shard K/N first)")
+        raise UserError(f"out_dir {out}: no manifest-shard-K-of-N.csv files (run with shard K/N first)",
+                        params=("out_dir", "shard"))
     counts = {count for _, count in shards}
     if len(counts) != 1:
-        raise UserError(f"--merge {out}: shard files of different N ({', '.join(map(str, sorted(counts)))})")
+        raise UserError(f"out_dir {out}: shard files of different N ({', '.join(map(str, sorted(counts)))})",
+                        params=("out_dir",))
     count = counts.pop()
     missing = [f"{k}/{count}" for k in range(1, count + 1) if (k, count) not in shards]
     if missing:
-        raise UserError(f"--merge {out}: shards {', '.join(missing)} not finished (no manifest-shard file)")
+        raise UserError(f"out_dir {out}: shards {', '.join(missing)} not finished (no manifest-shard file)",
+                        params=("out_dir",))
     rows, skipped = [], []
     for index in range(1, count + 1):
         rows += _read_csv(shards[index, count])
@@ -611,7 +619,8 @@ def _merge_locked(out: Path, started: float) -> GenerateSummary:
         if skipped_path.exists():
             skipped += _read_csv(skipped_path)
     if not rows:
-        raise UserError(f"--merge {out}: no usable image in any shard ({len(skipped)} files skipped)")
+        raise UserError(f"out_dir {out}: no usable image in any shard ({len(skipped)} files skipped)",
+                        params=("out_dir",))
     rows.sort(key=_row_key)
     skipped.sort(key=lambda row: row["path"])
     write_text_atomic(out / "skipped.csv", _csv_text(SKIPPED_COLUMNS, skipped))

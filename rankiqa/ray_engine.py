@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from rankiqa.atomic import atomic_path, write_text_atomic
-from rankiqa.errors import UserError
+from rankiqa.errors import InvalidOption, UserError
 
 if TYPE_CHECKING:
     from rankiqa.generate import Runner, _Outcome, _Task
@@ -57,7 +57,7 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise UserError(f"--engine ray needs Ray, which is not installed: {INSTALL_HINT}") from None
+        raise UserError(f"engine ray needs Ray, which is not installed: {INSTALL_HINT}", params=("engine",)) from None
     return ray
 
 
@@ -70,7 +70,7 @@ def _host_port(address: str) -> tuple[str, int] | None:
     if not port.isdigit() and default is not None:
         host, port = text.rstrip("/"), str(default)
     if not host or not port.isdigit():
-        raise UserError(f"--address {address!r}: expected auto, HOST:PORT or ray://HOST[:PORT]")
+        raise InvalidOption(f"address {address!r}: expected auto, HOST:PORT or ray://HOST[:PORT]", params=("address",))
     return host.strip("[]"), int(port)
 
 
@@ -83,20 +83,21 @@ def check_address(address: str | None, timeout_s: float = 5.0) -> None:
         socket.create_connection(target, timeout=timeout_s).close()
     except OSError as exc:
         raise UserError(
-            f"--address {address}: no Ray cluster answers at {target[0]}:{target[1]} "
-            f"({exc.strerror or exc}); start one with `ray start --head` or check the address"
+            f"address {address}: no Ray cluster answers at {target[0]}:{target[1]} "
+            f"({exc.strerror or exc}); start one with `ray start --head` or check the address", params=("address",)
         ) from None
 
 
 @contextmanager
-def _time_limit(seconds: float, what: str) -> Iterator[None]:
-    """Raise ``UserError`` if the block runs longer than ``seconds`` (main thread only; else no limit)."""
+def _time_limit(seconds: float, what: str, params: tuple[str, ...] = ()) -> Iterator[None]:
+    """Raise ``UserError`` (naming ``params``) if the block runs longer than ``seconds`` (main thread
+    only; else no limit)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def expire(signum, frame):
-        raise UserError(f"{what}: no answer within {seconds:.0f} s")
+        raise UserError(f"{what}: no answer within {seconds:.0f} s", params=params)
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -125,17 +126,17 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Itera
         options["address"] = address
     if os.environ.get(PAUSE_WORKER_ENV):
         options["runtime_env"] = {"env_vars": {PAUSE_WORKER_ENV: os.environ[PAUSE_WORKER_ENV]}}
-    where = f"--address {address}" if address else "a local Ray instance"
+    where = f"address {address}" if address else "a local Ray instance"
     try:
         if address is None:
             ray.init(**options)
         else:
-            with _time_limit(CONNECT_TIMEOUT_S, f"joining {where}"):
+            with _time_limit(CONNECT_TIMEOUT_S, f"joining {where}", params=("address",)):
                 ray.init(**options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         ray.shutdown()
         reason = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
-        raise UserError(f"{where}: cannot join the Ray cluster ({reason})") from None
+        raise UserError(f"{where}: cannot join the Ray cluster ({reason})", params=("address",)) from None
     except BaseException:
         ray.shutdown()
         raise
@@ -373,7 +374,7 @@ def write_rows(path: str | os.PathLike, rows: Sequence[dict[str, Any]]) -> None:
 
     suffix = Path(path).suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
-        raise UserError(f"--output {path}: expected a {', '.join(OUTPUT_SUFFIXES)} file")
+        raise InvalidOption(f"path {path}: expected a {', '.join(OUTPUT_SUFFIXES)} file", params=("path",))
     frame = pd.DataFrame(list(rows))
     with atomic_path(path) as tmp:
         if suffix == ".csv":
@@ -413,11 +414,11 @@ def score_with_ray(
 
     import_ray()
     if Path(output).suffix.lower() not in OUTPUT_SUFFIXES:
-        raise UserError(f"--output {output}: expected a {', '.join(OUTPUT_SUFFIXES)} file")
+        raise InvalidOption(f"output {output}: expected a {', '.join(OUTPUT_SUFFIXES)} file", params=("output",))
     if actors is not None and actors < 1:
-        raise UserError(f"--actors {actors}: expected at least 1")
+        raise InvalidOption(f"actors {actors}: expected at least 1", params=("actors",))
     if gpus_per_actor < 0:
-        raise UserError(f"--gpus-per-actor {gpus_per_actor}: expected >= 0")
+        raise InvalidOption(f"gpus_per_actor {gpus_per_actor}: expected >= 0", params=("gpus_per_actor",))
     check_address(address)
     files, missing = expand_paths(inputs, recursive=recursive)
     rows: list[dict[str, Any]] = []

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from rankiqa.atomic import write_text_atomic
-from rankiqa.errors import UserError
+from rankiqa.errors import InvalidOption, UnknownName, UserError, check_choice
 from rankiqa.imageio import decode_pil, file_problem, fit_to_patch, load_pristine, os_error_reason, walk_images
 from rankiqa.models import ASSETS, DEFAULT_WEIGHTS, forward_patches, inference_copy, load_module  # noqa: F401 (also re-exported)
 from rankiqa.seeding import stable_seed
@@ -193,13 +193,14 @@ class Scorer:
         for name in ("patches", "patch_size", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+                raise InvalidOption(f"{name} must be a positive int, got {value!r}", params=(name,))
         if isinstance(self.decode_workers, bool) or not isinstance(self.decode_workers, int) or self.decode_workers < 0:
-            raise ValueError(f"decode_workers must be an int >= 0, got {self.decode_workers!r}")
+            raise InvalidOption(f"decode_workers must be an int >= 0, got {self.decode_workers!r}",
+                                params=("decode_workers",))
         if self.backend != "torch" and self.device not in (None, "cpu"):
-            raise ValueError(f"device {self.device!r} needs backend 'torch' (backend {self.backend!r} runs on the CPU)")
-        if self.aggregate not in AGGREGATES:
-            raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {self.aggregate!r}")
+            raise InvalidOption(f"device {self.device!r} needs backend 'torch' (backend {self.backend!r} runs on the "
+                                "CPU)", params=("device", "backend"))
+        check_choice("aggregate", self.aggregate, AGGREGATES)
         self.module.eval()
         self._fast = inference_copy(self.module)
         if self.device is not None:
@@ -215,7 +216,7 @@ class Scorer:
         """Raw score(s) -> the calibrated scale (KADID-10k MOS 1-5, higher is better); ``UserError``
         when the model has no calibrated scale."""
         if self.calibration is None:
-            raise UserError("this model has no calibrated scale (train it with --targets, e.g. --targets kadid)")
+            raise UserError("this model has no calibrated scale (train it with targets: rankiqa train --targets kadid)")
         from rankiqa.calibration import to_mos
 
         return to_mos(raw, self.calibration)
@@ -237,8 +238,7 @@ class Scorer:
         A list is scored in shared forward passes; a bad item raises ``UserError`` naming its index.
         For per-image errors without raising, spreads and per-patch scores, use ``score_many``.
         """
-        if scale not in ("raw", "mos"):
-            raise ValueError(f"scale must be 'raw' or 'mos', got {scale!r}")
+        check_choice("scale", scale, ("raw", "mos"))
         if scale == "mos":
             self.to_mos(0.0)  # fail before scoring when there is no calibrated scale
         single = not isinstance(x, (list, tuple))
@@ -414,7 +414,7 @@ def format_results(results: Sequence[ImageScore], fmt: str = "table") -> str:
                           **({"mos": f"{row['mos']:.4f}"} if calibrated else {})} for row in rows)
         return buffer.getvalue().rstrip("\n")
     if fmt != "table":
-        raise ValueError(f"format must be table, csv or json, got {fmt!r}")
+        raise UnknownName(f"fmt must be table, csv or json, got {fmt!r}", params=("fmt",))
     width = max([4, *(len(row["path"]) for row in rows)])
     calibrated = any("mos" in row for row in rows)
     lines = [f"{'path'.ljust(width)}  {'score':>10}  {'spread':>8}" + (f"  {'mos (1-5)':>9}" if calibrated else "")]

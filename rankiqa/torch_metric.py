@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rankiqa.errors import UserError
+from rankiqa.errors import InvalidOption, UserError, check_choice
 
 SCALES = ("raw", "calibrated")
 MODES = ("whole", "grid")
@@ -98,12 +98,10 @@ class QualityMetric(nn.Module):
                  mode: str = "whole", patch_size: int = 224):
         super().__init__()
         scale = "calibrated" if scale == "mos" else scale  # the name rankiqa.Scorer.score uses
-        if scale not in SCALES:
-            raise UserError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
-        if mode not in MODES:
-            raise UserError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        check_choice("scale", scale, SCALES)
+        check_choice("mode", mode, MODES)
         if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < MIN_INPUT_SIDE:
-            raise UserError(f"patch_size must be an int >= {MIN_INPUT_SIDE}, got {patch_size!r}")
+            raise InvalidOption(f"patch_size must be an int >= {MIN_INPUT_SIDE}, got {patch_size!r}", params=("patch_size",))
         if scale == "calibrated" and calibration is None:
             raise UserError("scale='calibrated': this model has no calibrated scale (its checkpoint carries "
                             "no calibration map); use scale='raw'")

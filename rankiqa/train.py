@@ -29,7 +29,7 @@ import torch.distributed as dist
 from torch.utils.data import Dataset
 
 from rankiqa.calibration import TARGET_SETS
-from rankiqa.errors import UserError
+from rankiqa.errors import InvalidOption, UnknownName, check_choice
 from rankiqa.models import get_backbone
 from rankiqa.training.data import DEFAULT_STEPS, batch_indices, build_datasets, steps_per_epoch
 from rankiqa.training.evaluation import (CALIBRATION_SETS, calibrate, evaluate_ranking, score_sets,
@@ -103,41 +103,43 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if (self.data is None) == (self.pristine is None):
-            raise UserError("give exactly one of --data (a generated folder) or --pristine (a folder of photos)")
+            raise InvalidOption("give exactly one of data (a generated folder) or pristine (a folder of photos)",
+                                params=("data", "pristine"))
         if self.val_data is not None and self.val_pristine is not None:
-            raise UserError("give at most one of --val-data or --val-pristine")
+            raise InvalidOption("give at most one of val_data or val_pristine", params=("val_data", "val_pristine"))
         if self.steps is not None and self.epochs is not None:
-            raise UserError(f"give at most one of --steps ({self.steps}) or --epochs ({self.epochs})")
+            raise InvalidOption(f"give at most one of steps ({self.steps}) or epochs ({self.epochs})",
+                                params=("steps", "epochs"))
         get_backbone(self.backbone)
-        if self.loss not in LOSSES:
-            raise UserError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        if self.schedule not in SCHEDULES:
-            raise UserError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        check_choice("loss", self.loss, LOSSES)
+        check_choice("schedule", self.schedule, SCHEDULES)
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise UserError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+            raise InvalidOption(f"device must be auto, cpu or cuda, got {self.device!r}", params=("device",))
         for name in ("batch_sets", "patch", "val_every", "log_every"):
             if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+                raise InvalidOption(f"{name} must be >= 1, got {getattr(self, name)}", params=(name,))
         for name in ("steps", "epochs", "val_sets", "threads", "max_side"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+                raise InvalidOption(f"{name} must be >= 1, got {getattr(self, name)}", params=(name,))
         if self.workers < 0:
-            raise UserError(f"--workers must be >= 0, got {self.workers}")
+            raise InvalidOption(f"workers must be >= 0, got {self.workers}", params=("workers",))
         if not 0.0 <= self.val_fraction < 1.0:
-            raise UserError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
-        if self.targets is not None and self.targets not in TARGET_SETS:
-            raise UserError(f"--targets must be one of {', '.join(TARGET_SETS)}, got {self.targets!r}")
-        if self.target_loss not in TARGET_LOSSES:
-            raise UserError(f"--target-loss must be one of {', '.join(TARGET_LOSSES)}, got {self.target_loss!r}")
+            raise InvalidOption(f"val_fraction must be in [0, 1), got {self.val_fraction}", params=("val_fraction",))
+        if self.targets is not None:
+            check_choice("targets", self.targets, TARGET_SETS)
+        check_choice("target_loss", self.target_loss, TARGET_LOSSES)
         if self.target_margins and (self.targets is None or self.loss != "batch-ranking"):
-            raise UserError("--target-margins needs --targets and --loss batch-ranking")
+            raise InvalidOption("target_margins needs targets and loss batch-ranking",
+                                params=("target_margins", "targets", "loss"))
         if self.targets is not None and self.loss == "pairwise":
-            raise UserError("--targets needs --loss batch-ranking, contrastive or triplet (not pairwise)")
+            raise InvalidOption("targets needs loss batch-ranking, contrastive or triplet (not pairwise)",
+                                params=("targets", "loss"))
         if self.target_weight < 0 or self.target_scale <= 0:
-            raise UserError(f"--target-weight must be >= 0 and --target-scale > 0, got {self.target_weight}, "
-                            f"{self.target_scale}")
+            raise InvalidOption(f"target_weight must be >= 0 and target_scale > 0, got {self.target_weight}, "
+                                f"{self.target_scale}", params=("target_weight", "target_scale"))
         if self.lr <= 0 or self.margin < 0:
-            raise UserError(f"--lr must be > 0 and --margin >= 0, got lr={self.lr}, margin={self.margin}")
+            raise InvalidOption(f"lr must be > 0 and margin >= 0, got lr={self.lr}, margin={self.margin}",
+                                params=("lr", "margin"))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
@@ -148,7 +150,7 @@ class TrainConfig:
         """Inverse of ``to_dict``; unknown keys are an error."""
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
-            raise UserError(f"unknown training option(s): {', '.join(unknown)}")
+            raise UnknownName(f"unknown training option(s): {', '.join(unknown)}")
         values = dict(values)
         if values.get("distortions") is not None:
             values["distortions"] = tuple(values["distortions"])

@@ -267,9 +267,9 @@ def test_target_margins_follow_the_targets_with_a_floor_by_hand():
 def test_target_margins_need_targets_and_batch_ranking(tmp_path):
     from rankiqa.train import TrainConfig
 
-    with pytest.raises(UserError, match="--target-margins needs"):
+    with pytest.raises(UserError, match="^target_margins needs targets and loss batch-ranking"):
         TrainConfig(out=str(tmp_path), pristine=str(tmp_path), target_margins=True)
-    with pytest.raises(UserError, match="--target-margins needs"):
+    with pytest.raises(UserError, match="^target_margins needs targets and loss batch-ranking"):
         TrainConfig(out=str(tmp_path), pristine=str(tmp_path), loss="triplet", targets="kadid", target_margins=True)
 
 

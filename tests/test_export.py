@@ -142,7 +142,7 @@ def test_patch_size_below_32_is_refused(tmp_path, capsys, size):
     from rankiqa.cli import main
     from rankiqa.errors import UserError
 
-    with pytest.raises(UserError, match=rf"--patch-size must be an integer >= 32.*got {size}"):
+    with pytest.raises(UserError, match=rf"^patch_size must be an integer >= 32.*got {size}"):
         export_model(create_model("tiny"), "torchscript", tmp_path / "m.pt", patch_size=size)
     with pytest.raises(SystemExit) as exit_info:
         main(["export", "--model", "tiny", "--format", "torchscript", "--out", str(tmp_path / "m.pt"),

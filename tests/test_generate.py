@@ -198,7 +198,7 @@ def test_shards_merge_into_the_single_run(src, tmp_path):
     }
     assert parse_shard("2/3") == (2, 3)
     for bad in ("0/3", "4/3", "x"):
-        with pytest.raises(UserError, match="--shard"):
+        with pytest.raises(UserError, match="^shard "):
             parse_shard(bad)
 
 

@@ -1,8 +1,10 @@
 """The ``rankiqa`` command line: a click group whose subcommands are imported only when used.
 
 Each subcommand lives in ``rankiqa/cli/<name>.py``, parses its options and calls the library.
-User mistakes (``rankiqa.errors.USER_ERRORS``: ``UserError``, ``ValueError``, ``OSError``)
-become one ``Error: ...`` line and exit code 2; set ``RANKIQA_DEBUG=1`` to see the traceback.
+User mistakes (``rankiqa.errors.USER_ERRORS``: ``rankiqa.errors.RankiqaError`` and
+``distortions.DistortionError``) become one ``Error: ...`` line and exit code 2, naming the
+command's flags (``rankiqa.cli.command.Command``); set ``RANKIQA_DEBUG=1`` to see the traceback.
+Any other exception is a bug and keeps its traceback; Ctrl-C is "Aborted." and exit code 130.
 """
 from __future__ import annotations
 
@@ -56,7 +58,8 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the CLI, turning user mistakes into one error line (exit code 2)."""
+    """Console entry point: run the CLI, turning user mistakes (``USER_ERRORS``) into one error line
+    (exit code 2); anything else propagates with its traceback."""
     from rankiqa.errors import USER_ERRORS
 
     try:

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import click
 
+from rankiqa.cli.command import Command
 from rankiqa.cli.finetune import finetune_config, finetune_options
 from rankiqa.data.databases import list_databases
 
 
-@click.command()
+@click.command(cls=Command, flags={"databases": "--database", "eval_patches": "--patches", "train": "--train"})
 @click.option("--database", "names", required=True, multiple=True,
               type=click.Choice(list_databases(), case_sensitive=False),
               help="Database; give it twice for cross-database evaluation (train on the first, test on the second).")

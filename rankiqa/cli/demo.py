@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import click
 
+from rankiqa.cli.command import Command
 from rankiqa.cli.score import model_options
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--out", default="rankiqa-demo", show_default=True, type=click.Path(file_okay=False), help="Folder for the contact sheet and scores.csv.")
 @model_options
 @click.option("--patches", default=5, show_default=True, help="Random crops per image (the images are ~256 px).")

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import click
 
+from rankiqa.cli.command import Group
 
-@click.group()
+
+@click.group(cls=Group)
 def distortions() -> None:
     """List the distortion types or draw a contact sheet of their 5 levels."""
 

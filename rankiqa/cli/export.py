@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import click
 
+from rankiqa.cli.command import Command
 from rankiqa.cli.score import model_options
 
 
-@click.command()
+@click.command(cls=Command)
 @model_options
 @click.option("--format", "fmt", type=click.Choice(["torchscript", "onnx", "weights"]), required=True,
               help="torchscript/onnx: input float (N,3,H,W) RGB in [0,1], output (N,) scores; "

@@ -5,6 +5,7 @@ import functools
 
 import click
 
+from rankiqa.cli.command import Command
 from rankiqa.data.databases import list_databases
 
 
@@ -36,7 +37,7 @@ def finetune_config(**options):
     return FinetuneConfig(**options)
 
 
-@click.command()
+@click.command(cls=Command, flags={"eval_patches": "--patches", "train": "--train"})
 @click.option("--database", required=True, type=click.Choice(list_databases(), case_sensitive=False),
               help="Database to fine-tune on.")
 @click.option("--root", required=True, type=click.Path(), help="Database folder as shipped (CSV file for 'csv').")

@@ -5,10 +5,11 @@ import os
 
 import click
 
+from rankiqa.cli.command import Command, cli_flags
 from rankiqa.cli.engine import engine_options
 
 
-@click.command()
+@click.command(cls=Command, flags={"distortion_names": "--distortions"})
 @click.argument("src_dir", required=False, type=click.Path(file_okay=False))
 @click.argument("out_dir", required=False, type=click.Path(file_okay=False))
 @click.option("--distortions", "distortion_spec", default="all", show_default=True,
@@ -49,7 +50,8 @@ def generate(src_dir, out_dir, distortion_spec, seed, workers, shard, max_side, 
     if merge_dir is not None:
         if src_dir or out_dir:
             raise UserError("--merge OUT_DIR takes no SRC_DIR/OUT_DIR arguments")
-        click.echo(f"merged: {merge_shards(merge_dir)}")
+        with cli_flags(out_dir="--merge"):
+            click.echo(f"merged: {merge_shards(merge_dir)}")
         return
     if not src_dir or not out_dir:
         raise UserError("expected SRC_DIR and OUT_DIR (or --merge OUT_DIR); see `rankiqa generate --help`")

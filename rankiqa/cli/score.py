@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from rankiqa.backends import PRECISIONS, list_backends
+from rankiqa.cli.command import Command
 from rankiqa.cli.engine import engine_options
 
 MODEL_HELP = (
@@ -18,7 +19,7 @@ def model_options(command):
     return click.option("--model", default="default", show_default=True, help=MODEL_HELP)(command)
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("paths", nargs=-1, required=True)
 @model_options
 @click.option("--patches", default=30, show_default=True, help="Random crops per image (the paper uses 30).")

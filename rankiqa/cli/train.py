@@ -5,8 +5,10 @@ import sys
 
 import click
 
+from rankiqa.cli.command import Command
 
-@click.command()
+
+@click.command(cls=Command, flags={"distortions": "--distortions"})
 @click.option("--data", type=click.Path(), default=None, help="A generated OUT_DIR (with manifest.csv).")
 @click.option("--pristine", type=click.Path(), default=None, help="A folder of photos, distorted on the fly.")
 @click.option("--backbone", default="efficientnet_lite0", show_default=True,

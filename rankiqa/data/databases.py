@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from rankiqa.errors import UserError
+from rankiqa.errors import UnknownName, UserError
 
 COLUMNS = ("path", "reference", "distortion", "mos", "mos_raw")
 AUTHENTIC = "authentic"
@@ -93,12 +93,12 @@ def list_databases() -> list[str]:
 
 
 def get_database(name: str) -> DatabaseSpec:
-    """The spec registered under ``name`` (case-insensitive); ``UserError`` with a suggestion otherwise."""
+    """The spec registered under ``name`` (case-insensitive); ``UnknownName`` with a suggestion otherwise."""
     key = name.lower().replace("-", "")
     if key not in DATABASES:
         close = difflib.get_close_matches(key, DATABASES, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UserError(f"unknown database {name!r}{hint}; choose from {', '.join(DATABASES)}")
+        raise UnknownName(f"unknown database {name!r}{hint}; choose from {', '.join(DATABASES)}")
     return DATABASES[key]
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
-from rankiqa.errors import UserError
+from rankiqa.errors import InvalidOption, UnknownName, UserError
 from rankiqa.generate import distortion_seed, scan_images
 from rankiqa.seeding import stable_seed
 from rankiqa.imageio import DEFAULT_MAX_PIXELS, fit_to_patch, header_problem, load_pristine, read_rgb
@@ -78,7 +78,7 @@ class RankedSets(Dataset):
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
         if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 32:
-            raise ValueError(f"patch_size must be an int >= 32 pixels, got {patch_size!r}")
+            raise InvalidOption(f"patch_size must be an int >= 32 pixels, got {patch_size!r}", params=("patch_size",))
         self.source = Path(source)
         self.patch_size = patch_size
         self.seed = int(seed)
@@ -92,7 +92,8 @@ class RankedSets(Dataset):
         self._worker_ready = False
         if self.generated:
             if max_side is not None or distort_crops:
-                raise ValueError("max_side and distort_crops apply to a folder of photos, not to a generated OUT_DIR")
+                raise InvalidOption("max_side and distort_crops apply to a folder of photos, not to a generated OUT_DIR",
+                                    params=("max_side", "distort_crops"))
             available, self._paths = _read_manifest(self.source / "manifest.csv")
             all_references = sorted({reference for reference, _ in self._paths})
         else:
@@ -246,7 +247,7 @@ def _select(available: Sequence[str], wanted: Sequence[str] | None, what: str, s
         return list(available)
     unknown = [name for name in wanted if name not in set(available)]
     if unknown:
-        raise UserError(f"{source}: unknown {what}(s) {', '.join(map(repr, unknown[:5]))}")
+        raise UnknownName(f"{source}: unknown {what}(s) {', '.join(map(repr, unknown[:5]))}")
     return list(wanted)
 
 
@@ -270,7 +271,7 @@ def split_references(
     their order; both lists are sorted.
     """
     if not 0 <= val_fraction < 1:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        raise InvalidOption(f"val_fraction must be in [0, 1), got {val_fraction}", params=("val_fraction",))
     unique = sorted(set(references))
     count = round(len(unique) * val_fraction)
     if val_fraction > 0 and len(unique) > 1:

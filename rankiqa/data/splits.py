@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rankiqa.errors import InvalidOption
 from rankiqa.seeding import stable_seed
 
 
@@ -36,11 +37,11 @@ def holdout(df: pd.DataFrame, fraction: float, seed: int) -> Split:
     references -> 23 train / 6 test; TID2013: 25 -> 20 / 5), chosen by ``numpy.random.default_rng(seed)``.
     """
     if not 0 < fraction < 1:
-        raise ValueError(f"fraction must be between 0 and 1 (exclusive), got {fraction}")
+        raise InvalidOption(f"fraction must be between 0 and 1 (exclusive), got {fraction}", params=("fraction",))
     groups = content_groups(df)
     unique = np.unique(groups)
     if unique.size < 2:
-        raise ValueError(f"need at least 2 reference contents to split, found {unique.size}")
+        raise InvalidOption(f"need at least 2 reference contents to split, found {unique.size}")
     n_keep = int(np.clip(np.floor((1 - fraction) * unique.size + 1e-9), 1, unique.size - 1))
     order = np.random.default_rng(seed).permutation(unique.size)
     test_mask = np.isin(groups, unique[order[n_keep:]])
@@ -53,7 +54,7 @@ def make_splits(df: pd.DataFrame, n: int = 10, train: float = 0.8, seed: int = 0
     Split ``i`` uses seed ``stable_seed(seed, "split", i)``, so adding splits never changes the earlier ones.
     """
     if n < 1:
-        raise ValueError(f"n (number of splits) must be at least 1, got {n}")
+        raise InvalidOption(f"n (number of splits) must be at least 1, got {n}", params=("n",))
     if not 0 < train < 1:
-        raise ValueError(f"train must be between 0 and 1 (exclusive), got {train}")
+        raise InvalidOption(f"train must be between 0 and 1 (exclusive), got {train}", params=("train",))
     return [holdout(df, 1 - train, stable_seed(seed, "split", index)) for index in range(n)]

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from rankiqa.devices import loader_start_method
-from rankiqa.errors import UserError
+from rankiqa.errors import InvalidOption, UserError
 from rankiqa.seeding import stable_seed
 from rankiqa.training.distributed import Distributed
 
@@ -51,40 +51,41 @@ def build_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
 
     def ranked(source: str, option: str, seed: int, references: list[str] | None = None) -> Dataset:
         _check_folder(source, option)
-        if option.endswith("-data"):
+        if option.endswith("data"):
             _check_manifest(source, option)
-        photos = {} if option.endswith("-data") else {"max_side": config.max_side, "distort_crops": config.distort_crops}
+        photos = {} if option.endswith("data") else {"max_side": config.max_side, "distort_crops": config.distort_crops}
         dataset = RankedSets(source, distortions=list(config.distortions) if config.distortions else None,
                              patch_size=config.patch, seed=seed, references=references, **photos)
         if len(dataset) == 0:
-            raise UserError(f"{option} {source}: no ranked sets found (empty folder?)")
+            raise UserError(f"{option} {source}: no ranked sets found (empty folder?)", params=(option,))
         if references is None and os.environ.get("RANK", "0") == "0":  # each left-out photo reported once
             for reference, reason in dataset.skipped:
                 print(f"skipped {Path(source) / reference}: {reason}", file=sys.stderr)
         return dataset
 
-    source, option = (config.data, "--data") if config.data else (config.pristine, "--pristine")
+    source, option = (config.data, "data") if config.data else (config.pristine, "pristine")
     full = ranked(source, option, config.seed)
     upscaled = full.upscale_warning()
     if upscaled and os.environ.get("RANK", "0") == "0":
         print(f"Warning: --patch {config.patch}: {upscaled}", file=sys.stderr)
     if config.val_data or config.val_pristine:
-        val_source, val_option = (config.val_data, "--val-data") if config.val_data else (config.val_pristine, "--val-pristine")
+        val_source, val_option = (config.val_data, "val_data") if config.val_data else (config.val_pristine, "val_pristine")
         return full, ranked(val_source, val_option, config.seed)
     if config.val_fraction == 0:
         return full, None
     train_refs, val_refs = split_references(full.references, config.val_fraction, config.seed)
     if not train_refs or not val_refs:
-        raise UserError(f"{option} {source}: {len(full.references)} reference(s) cannot be split with "
-                        f"--val-fraction {config.val_fraction}; add images or use --val-fraction 0")
+        raise InvalidOption(f"{option} {source}: {len(full.references)} reference(s) cannot be split with "
+                            f"val_fraction {config.val_fraction}; add images or use val_fraction 0",
+                            params=(option, "val_fraction"))
     return ranked(source, option, config.seed, train_refs), ranked(source, option, config.seed, val_refs)
 
 
 def _check_folder(path: str, option: str) -> None:
     if not Path(path).exists():
-        raise UserError(f"{option} {path}: folder not found")
+        raise UserError(f"{option} {path}: folder not found", params=(option,))
     if not Path(path).is_dir():
-        raise UserError(f"{option} {path}: not a folder")
+        raise UserError(f"{option} {path}: not a folder", params=(option,))
 
 
 def _check_manifest(path: str, option: str) -> None:
@@ -93,10 +94,11 @@ def _check_manifest(path: str, option: str) -> None:
         return
     if any(Path(path).glob("manifest-shard-*-of-*.csv")):
         raise UserError(f"{option} {path}: no manifest.csv, only shard manifests; join them with "
-                        f"`rankiqa generate --merge {path}`")
+                        f"`rankiqa generate --merge {path}`", params=(option,))
+    photos = option.replace("data", "pristine")
     raise UserError(f"{option} {path}: no manifest.csv, not a generated folder (make one with `rankiqa generate`, "
-                    f"then `rankiqa generate --merge` for sharded runs); for a folder of photos use "
-                    f"{option.replace('data', 'pristine')}")
+                    f"then `rankiqa generate --merge` for sharded runs); for a folder of photos use {photos}",
+                    params=(option, photos))
 
 
 def total_steps(config: TrainConfig, n_sets: int, world_size: int) -> int:

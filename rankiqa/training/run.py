@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 from rankiqa.atomic import write_text_atomic
 from rankiqa.calibration import TARGET_SETS, coverage, load_targets, target_matrix
 from rankiqa.checkpoint import load_checkpoint, save_checkpoint
-from rankiqa.errors import UserError
+from rankiqa.errors import InvalidOption, UserError
 from rankiqa.models import create_model
 from rankiqa.report import write_train_report
 from rankiqa.seeding import stable_seed
@@ -122,7 +122,8 @@ class RankRun:
         set_threads(config)
         run_dir = Path(config.out)
         if (run_dir / "last.pt").exists() and not config.resume:
-            raise UserError(f"--out {run_dir}: already holds a run (last.pt); pass --resume or choose another folder")
+            raise InvalidOption(f"out {run_dir}: already holds a run (last.pt); pass resume or choose another folder",
+                                params=("out", "resume"))
         if train_set is None:
             train_set, val_set = build_datasets(config)
         run = cls(config, info, device, train_set, val_set, progress)
@@ -166,8 +167,8 @@ class RankRun:
         if not torch.isfinite(loss):
             self.save(self.last_path)
             raise UserError(f"training loss became {loss.item()} at step {self.state.step + 1} (saved {self.last_path} "
-                            f"at step {self.state.step}); train again with a lower --lr than {self.config.lr:g}, into "
-                            "a new --out")
+                            f"at step {self.state.step}); train again with a lower lr than {self.config.lr:g}, into "
+                            "a new out", params=("lr", "out"))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

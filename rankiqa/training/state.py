@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from rankiqa.checkpoint import check_entries, check_state_dict, first_line, load_checkpoint
-from rankiqa.errors import UserError
+from rankiqa.errors import InvalidOption, UserError
 
 if TYPE_CHECKING:
     from rankiqa.train import TrainConfig
@@ -49,7 +49,8 @@ def restore(last_path: Path, config: TrainConfig, device: torch.device, model: n
     _check_train_payload(payload, str(last_path))
     differences = _config_differences(payload["config"], config)
     if differences:
-        raise UserError(f"--resume {last_path}: options differ from the saved run: {', '.join(differences)}")
+        raise InvalidOption(f"resume {last_path}: options differ from the saved run: {', '.join(differences)}",
+                            params=("resume", *differences))
     try:
         model.load_state_dict(payload["model_state"])
         optimizer.load_state_dict(payload["optimizer_state"])
