@@ -1,21 +1,42 @@
-"""Choosing the torch device from a ``device`` option value."""
+"""Choosing the torch device from a ``device`` option value, and the options that only say where
+and how fast a run computes."""
 from __future__ import annotations
 
 import os
 
-from rankiqa.errors import UserError
+from rankiqa.errors import InvalidOption, UserError
+
+RUNTIME_OPTIONS = frozenset({"device", "workers", "threads"})
+"""Options that choose where and how fast a run computes, never its result: the only options of a
+training or fine-tuning run that may change when it is resumed."""
+
+
+def check_device(device: str) -> str:
+    """``device`` if it is ``"auto"`` or a name torch parses ("cpu", "cuda", "cuda:1", "mps", ...);
+    ``InvalidOption`` naming ``device`` otherwise. Says nothing about whether the device is present."""
+    import torch
+
+    if device != "auto":
+        try:
+            torch.device(device)
+        except (RuntimeError, TypeError):
+            raise InvalidOption(f"device must be auto or a torch device (cpu, cuda, cuda:1, mps, ...), got {device!r}",
+                                params=("device",)) from None
+    return device
 
 
 def resolve_device(device: str) -> str:
     """``"auto"`` -> ``"cuda"`` when a CUDA device is available, else ``"cpu"``; any other name
-    ("cpu", "cuda", "cuda:1", "mps", ...) is returned as given. ``UserError`` when a CUDA device is
-    asked for and none is available."""
+    ("cpu", "cuda", "cuda:1", "mps", ...) is returned as given after ``check_device``. ``UserError``
+    when a CUDA or MPS device is asked for and none is available."""
     import torch
 
-    if device == "auto":
+    if check_device(device) == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"device {device}: no CUDA device is available (use device cpu or auto)", params=("device",))
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"device {device}: no MPS device is available (use device cpu or auto)", params=("device",))
     return device
 
 

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from rankiqa.atomic import write_text_atomic
-from rankiqa.devices import default_workers, loader_start_method, resolve_device
+from rankiqa.devices import RUNTIME_OPTIONS, default_workers, loader_start_method, resolve_device
 from rankiqa.errors import InvalidOption, UserError, check_choice
 from rankiqa.imageio import fit_to_patch, header_problem
 from rankiqa.models import load_module
@@ -168,8 +168,9 @@ def usable_images(frame: pd.DataFrame, log=print) -> pd.DataFrame:
 
 def _config_dict(config: FinetuneConfig, init: str, mos_range: tuple[float, float],
                  train: pd.DataFrame, test: pd.DataFrame) -> dict[str, Any]:
-    """What identifies a run (``workers`` and ``device`` may change between resumptions)."""
-    hyper_parameters = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("workers", "device")}
+    """What identifies a run: everything but ``rankiqa.devices.RUNTIME_OPTIONS`` (``workers`` and
+    ``device`` may change between resumptions)."""
+    hyper_parameters = {k: v for k, v in dataclasses.asdict(config).items() if k not in RUNTIME_OPTIONS}
     return {"init": str(init), "finetune": hyper_parameters, "mos_range": list(mos_range),
             "n_train_images": len(train), "n_test_images": len(test)}
 

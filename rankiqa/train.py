@@ -29,6 +29,7 @@ import torch.distributed as dist
 from torch.utils.data import Dataset
 
 from rankiqa.calibration import TARGET_SETS
+from rankiqa.devices import check_device
 from rankiqa.errors import InvalidOption, UnknownName, check_choice
 from rankiqa.models import get_backbone
 from rankiqa.training.data import DEFAULT_STEPS, batch_indices, build_datasets, steps_per_epoch
@@ -113,8 +114,7 @@ class TrainConfig:
         get_backbone(self.backbone)
         check_choice("loss", self.loss, LOSSES)
         check_choice("schedule", self.schedule, SCHEDULES)
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise InvalidOption(f"device must be auto, cpu or cuda, got {self.device!r}", params=("device",))
+        check_device(self.device)
         for name in ("batch_sets", "patch", "val_every", "log_every"):
             if getattr(self, name) < 1:
                 raise InvalidOption(f"{name} must be >= 1, got {getattr(self, name)}", params=(name,))

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import click
 
-from rankiqa.cli.command import Command
+from rankiqa.benchmark import PROBES, run_benchmark
+from rankiqa.cli.command import Command, library_defaults
 from rankiqa.cli.finetune import finetune_config, finetune_options
 from rankiqa.data.databases import list_databases
+
+DEFAULT = library_defaults(run_benchmark)
 
 
 @click.command(cls=Command, flags={"databases": "--database", "eval_patches": "--patches", "train": "--train"})
@@ -16,15 +19,17 @@ from rankiqa.data.databases import list_databases
               help="Database folder as shipped (CSV file for 'csv'); one per --database, same order.")
 @click.option("--weights", type=click.Path(dir_okay=False), help="Checkpoint to evaluate (or to fine-tune from).")
 @click.option("--model", help="Named model instead of --weights: 'default' or a backbone name (e.g. tiny).")
-@click.option("--probe", type=click.Choice(["none", "ridge", "finetune"], case_sensitive=False), default=None,
+@click.option("--probe", type=click.Choice(PROBES, case_sensitive=False), default=None,
               help="Protocol: none (zero-shot, the default), ridge (frozen features + ridge regression per split) "
                    "or finetune (fine-tune per split).")
 @click.option("--finetune", "finetune_models", is_flag=True, help="Same as --probe finetune.")
-@click.option("--splits", default=10, show_default=True, help="Random content-disjoint splits (ridge, finetune).")
-@click.option("--train", "train_fraction", default=0.8, show_default=True, help="Share of references for training.")
-@click.option("--patches", default=30, show_default=True, help="Crops per image when scoring.")
-@click.option("--patch-size", default=224, show_default=True, help="Crop side in pixels.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the splits and crops.")
+@click.option("--splits", default=DEFAULT["splits"], show_default=True,
+              help="Random content-disjoint splits (ridge, finetune).")
+@click.option("--train", "train_fraction", default=DEFAULT["train_fraction"], show_default=True,
+              help="Share of references for training.")
+@click.option("--patches", default=DEFAULT["patches"], show_default=True, help="Crops per image when scoring.")
+@click.option("--patch-size", default=DEFAULT["patch_size"], show_default=True, help="Crop side in pixels.")
+@click.option("--seed", default=DEFAULT["seed"], show_default=True, help="Seed of the splits and crops.")
 @click.option("--out", "out_dir", default="benchmark_out", show_default=True, type=click.Path(file_okay=False),
               help="Folder for table.md, table.csv, per_split.csv, predictions.csv, scatter.png, runs/.")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False),
@@ -49,8 +54,6 @@ def benchmark(names: tuple[str, ...], roots: tuple[str, ...], weights: str | Non
       rankiqa benchmark --database kadid10k --root ~/data/kadid10k --database tid2013 --root ~/data/tid2013 \\
           --weights rank.pt --finetune
     """
-    from rankiqa.benchmark import run_benchmark
-
     if (weights is None) == (model is None):
         raise click.UsageError("give exactly one of --weights CHECKPOINT or --model NAME")
     if len(names) != len(roots):

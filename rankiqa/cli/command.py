@@ -6,6 +6,8 @@ full, a file where a folder should be) is the user's environment, not a bug: the
 into a ``UserError`` naming the file and the reason. Any other exception passes through unchanged."""
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import re
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Mapping
@@ -33,6 +35,16 @@ def cli_flags(**flags: str) -> Iterator[None]:
     except RankiqaError as exc:
         exc.args = (with_flags(str(exc), exc.params, flags),)
         raise
+
+
+def library_defaults(source: Any) -> dict[str, Any]:
+    """{name: default} of a config dataclass's fields, or of a function's keyword parameters: the
+    defaults a command shows, read from the library (fields with a default factory are left out)."""
+    if dataclasses.is_dataclass(source):
+        return {field.name: field.default for field in dataclasses.fields(source)
+                if field.default is not dataclasses.MISSING}
+    return {name: parameter.default for name, parameter in inspect.signature(source).parameters.items()
+            if parameter.default is not inspect.Parameter.empty}
 
 
 def flag_of(param: click.Parameter) -> str:

@@ -5,33 +5,35 @@ import functools
 
 import click
 
-from rankiqa.cli.command import Command
+from rankiqa.cli.command import Command, library_defaults
 from rankiqa.data.databases import list_databases
+from rankiqa.data.splits import make_splits
+from rankiqa.finetune import HEAD_INITS, LOSSES, FinetuneConfig
+
+DEFAULT = library_defaults(FinetuneConfig)
 
 
 def finetune_options(command):
     """Options shared by ``finetune`` and ``benchmark --finetune`` (see ``rankiqa.finetune.FinetuneConfig``)."""
     options = [
-        click.option("--loss", type=click.Choice(["l1", "l2"]), default="l2", show_default=True,
+        click.option("--loss", type=click.Choice(LOSSES), default=DEFAULT["loss"], show_default=True,
                      help="Regression loss on MOS normalised to [0, 1]."),
-        click.option("--epochs", default=30, show_default=True, help="Passes over the training images."),
-        click.option("--batch-size", default=16, show_default=True, help="Images per step."),
-        click.option("--lr", default=1e-4, show_default=True, help="Adam learning rate."),
-        click.option("--val-fraction", default=0.2, show_default=True,
+        click.option("--epochs", default=DEFAULT["epochs"], show_default=True, help="Passes over the training images."),
+        click.option("--batch-size", default=DEFAULT["batch_size"], show_default=True, help="Images per step."),
+        click.option("--lr", default=DEFAULT["lr"], show_default=True, help="Adam learning rate."),
+        click.option("--val-fraction", default=DEFAULT["val_fraction"], show_default=True,
                      help="Share of the training references held out for model selection (0 = last epoch)."),
         click.option("--workers", type=click.IntRange(min=0), default=None,
                      help="Data-loading processes [default: min(4, CPUs - 1)]."),
-        click.option("--head-init", type=click.Choice(["ridge", "none"]), default="ridge", show_default=True,
+        click.option("--head-init", type=click.Choice(HEAD_INITS), default=DEFAULT["head_init"], show_default=True,
                      help="Before training, fit the score head to the MOS by a ridge linear probe (none: keep it)."),
-        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ..."),
+        click.option("--device", default=DEFAULT["device"], show_default=True, help="auto, cpu, cuda, cuda:1, mps, ..."),
     ]
     return functools.reduce(lambda wrapped, option: option(wrapped), reversed(options), command)
 
 
 def finetune_config(**options):
     """A ``FinetuneConfig`` from the CLI option values (names as in ``finetune_options``)."""
-    from rankiqa.finetune import FinetuneConfig
-
     if options.get("workers") is None:
         options.pop("workers", None)  # FinetuneConfig sizes it to the machine
     return FinetuneConfig(**options)
@@ -44,10 +46,11 @@ def finetune_config(**options):
 @click.option("--init", required=True, help="Checkpoint to start from ('default' or a backbone name also work).")
 @click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
 @click.option("--split", default=0, show_default=True, help="Which random content-disjoint split (0-based).")
-@click.option("--train", "train_fraction", default=0.8, show_default=True, help="Share of references for training.")
-@click.option("--patch-size", default=224, show_default=True, help="Crop side in pixels.")
-@click.option("--patches", default=30, show_default=True, help="Crops per image when scoring.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the splits, crops and shuffling.")
+@click.option("--train", "train_fraction", default=library_defaults(make_splits)["train"], show_default=True,
+              help="Share of references for training.")
+@click.option("--patch-size", default=DEFAULT["patch_size"], show_default=True, help="Crop side in pixels.")
+@click.option("--patches", default=DEFAULT["eval_patches"], show_default=True, help="Crops per image when scoring.")
+@click.option("--seed", default=DEFAULT["seed"], show_default=True, help="Seed of the splits, crops and shuffling.")
 @finetune_options
 def finetune(database: str, root: str, init: str, run_dir: str, split: int, train_fraction: float,
              patch_size: int, patches: int, seed: int, **options) -> None:
@@ -63,7 +66,7 @@ def finetune(database: str, root: str, init: str, run_dir: str, split: int, trai
           --init runs/rank_live/best.pt --out runs/ft_live_split0 --split 0
     """
     from rankiqa.benchmark import per_split_metrics, summarise, to_markdown
-    from rankiqa.data import load_database, make_splits
+    from rankiqa.data import load_database
     from rankiqa.finetune import finetune as run_finetune
 
     if split < 0:

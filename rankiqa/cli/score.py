@@ -4,8 +4,11 @@ from __future__ import annotations
 import click
 
 from rankiqa.backends import PRECISIONS, list_backends
-from rankiqa.cli.command import Command
+from rankiqa.cli.command import Command, library_defaults
 from rankiqa.cli.engine import engine_options
+from rankiqa.score import AGGREGATES, Scorer
+
+DEFAULT = library_defaults(Scorer)
 
 MODEL_HELP = (
     "'default' (the bundled model), or a backbone name for an UNTRAINED model: random score head, "
@@ -22,10 +25,13 @@ def model_options(command):
 @click.command(cls=Command)
 @click.argument("paths", nargs=-1, required=True)
 @model_options
-@click.option("--patches", default=30, show_default=True, help="Random crops per image (the paper uses 30).")
-@click.option("--patch-size", default=224, show_default=True, help="Crop side in pixels; smaller images are upscaled to it.")
-@click.option("--aggregate", type=click.Choice(["mean", "median"]), default="mean", show_default=True, help="How patch scores become one score.")
-@click.option("--batch-size", default=32, show_default=True,
+@click.option("--patches", default=DEFAULT["patches"], show_default=True,
+              help="Random crops per image (the paper uses 30).")
+@click.option("--patch-size", default=DEFAULT["patch_size"], show_default=True,
+              help="Crop side in pixels; smaller images are upscaled to it.")
+@click.option("--aggregate", type=click.Choice(AGGREGATES), default=DEFAULT["aggregate"], show_default=True,
+              help="How patch scores become one score.")
+@click.option("--batch-size", default=DEFAULT["batch_size"], show_default=True,
               help="Patches per forward pass (memory and speed; changes a score by float rounding only, ~1e-6, "
                    "below the 6 decimals printed in csv/json except for the last digit now and then).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
@@ -33,13 +39,13 @@ def model_options(command):
               help="Write the results to this file instead of the terminal (--engine ray: .csv, .json or .parquet).")
 @click.option("--recursive", is_flag=True, help="Also take images in sub-folders of folder arguments.")
 @click.option("--heatmap", type=click.Path(file_okay=False), help="Folder for one PNG per image: per-patch scores on a grid.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the patch positions (mixed with each image's size, never its pixels or name).")
+@click.option("--seed", default=DEFAULT["seed"], show_default=True, help="Seed of the patch positions (mixed with each image's size, never its pixels or name).")
 @click.option("--report", type=click.Path(dir_okay=False),
               help="Also write an offline HTML report here (cards worst first, heat maps; pictures in REPORT_files/).")
-@click.option("--backend", type=click.Choice(list_backends()), default="torch", show_default=True,
+@click.option("--backend", type=click.Choice(list_backends()), default=DEFAULT["backend"], show_default=True,
               help="Inference engine; onnxruntime and openvino need pip install \"rankiqa[onnx]\" / \"rankiqa[openvino]\" "
                    "and are faster on CPU (docs/performance.md).")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+@click.option("--precision", type=click.Choice(PRECISIONS), default=DEFAULT["precision"], show_default=True,
               help="fp32 (scores as torch within 1e-4), or the faster approximations bf16 (torch, openvino) and int8 "
                    "(onnxruntime, openvino).")
 @engine_options

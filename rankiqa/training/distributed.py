@@ -33,12 +33,13 @@ def setup_distributed(device_name: str) -> tuple[Distributed, torch.device]:
     ``torchrun``) and join the process group (gloo on CPU, nccl on GPU) when there are several."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     info = Distributed(int(os.environ.get("RANK", "0")), world_size, int(os.environ.get("LOCAL_RANK", "0")))
-    use_cuda = resolve_device(device_name).startswith("cuda")
+    name = resolve_device(device_name)
+    use_cuda = name.startswith("cuda")
     if use_cuda:
         device = torch.device(device_name if device_name.startswith("cuda:") and world_size == 1 else f"cuda:{info.local_rank}")
         torch.cuda.set_device(device)
     else:
-        device = torch.device("cpu")
+        device = torch.device(name)  # "cpu", "mps", ...
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
     return info, device

@@ -9,14 +9,16 @@ import torch
 from torch import nn
 
 from rankiqa.checkpoint import check_entries, check_state_dict, first_line, load_checkpoint
+from rankiqa.devices import RUNTIME_OPTIONS
 from rankiqa.errors import InvalidOption, UserError
 
 if TYPE_CHECKING:
     from rankiqa.train import TrainConfig
 
-# options that may differ between a run and its --resume (they do not change the result); the run
-# folder itself is not an option of the run: it may be spelled differently or moved
-RESUMABLE_CHANGES = frozenset({"resume", "workers", "device", "threads", "out"})
+# options that may differ between a run and its resume: where and how fast it computes
+# (rankiqa.devices.RUNTIME_OPTIONS), the resume flag itself, and the run folder, which is not an
+# option of the run (it may be spelled differently or moved)
+RESUMABLE_CHANGES = RUNTIME_OPTIONS | {"resume", "out"}
 PATH_OPTIONS = frozenset({"data", "pristine", "val_data", "val_pristine"})
 
 
