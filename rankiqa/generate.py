@@ -29,15 +29,12 @@ whatever the number of workers, shards or interruptions.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import multiprocessing
 import os
 import re
-import shutil
 import signal
-import stat
 import sys
 import threading
 import time
@@ -49,34 +46,31 @@ from typing import Any, Callable, Iterable
 from rankiqa.atomic import write_text_atomic
 from rankiqa.errors import InvalidOption, UnknownName, UserError
 from rankiqa.folderlock import folder_lock
-from rankiqa.imageio import (
-    DEFAULT_MAX_PIXELS,
-    IMAGE_EXTENSIONS,
-    MIN_PRISTINE_SIDE,
-    UnusableImage,
-    load_pristine,
-    os_error_reason,
-    walk_images,
-    write_image,
+from rankiqa.generate_worker import (
+    JPEG_QUALITY,
+    PNG_COMPRESS_LEVEL,
+    PROGRESS_DIR,
+    Outcome,
+    Task,
+    finished_record,
+    process_reference,
+    remove_temp_files,
+    row_key,
 )
+from rankiqa.imageio import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, MIN_PRISTINE_SIDE, os_error_reason, walk_images
 from rankiqa.seeding import stable_seed
 
 OUTPUT_FORMATS = ("png", "bmp", "jpg")
 ENGINES = ("local", "ray")
-JPEG_QUALITY = 95
-PNG_COMPRESS_LEVEL = 1  # zlib level: lossless either way; 1 writes ~3x faster than 6 for ~30% more bytes
 MANIFEST_COLUMNS = ("path", "reference", "distortion", "level", "seed", "width", "height")
 SKIPPED_COLUMNS = ("path", "reason")
-PROGRESS_DIR = ".progress"
 SETTINGS_FILE = "generate.json"
 _SHARD_MANIFEST = re.compile(r"^manifest-shard-(\d+)-of-(\d+)\.csv$")
-# Testing hook: with this variable set to N, the run SIGKILLs itself once N references are finished,
-# so a test can check that a re-run after `kill -9` equals a clean run without racing a timer.
-KILL_AFTER_REFERENCES_ENV = "RANKIQA_TEST_KILL_AFTER_REFERENCES"
-# Testing hook: with this variable set to N, a single-process run SIGKILLs itself once it has written
-# N images, i.e. partway through a reference, to test resuming a partial reference.
-KILL_AFTER_IMAGES_ENV = "RANKIQA_TEST_KILL_AFTER_IMAGES"
-_images_saved = 0
+__all__ = [  # public names; JPEG_QUALITY, PNG_COMPRESS_LEVEL and PROGRESS_DIR live in rankiqa.generate_worker
+    "ENGINES", "JPEG_QUALITY", "MANIFEST_COLUMNS", "OUTPUT_FORMATS", "PNG_COMPRESS_LEVEL", "PROGRESS_DIR",
+    "SETTINGS_FILE", "SKIPPED_COLUMNS", "GenerateSummary", "Runner", "Settings", "distortion_seed", "find_images",
+    "generate", "merge_shards", "output_path", "parse_shard", "reference_folder", "scan_images", "shard_references",
+]
 
 Log = Callable[[str], None]
 
@@ -157,23 +151,6 @@ class Settings:
 
 
 @dataclass(frozen=True)
-class _Task:
-    source: str
-    out_dir: str
-    reference: str
-    settings: Settings
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    reference: str
-    written: int
-    notes: tuple[str, ...]
-    skipped: str | None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
 class GenerateSummary:
     """What a run did: ``references`` usable photos in this run's shard, ``images_written`` in this
     run (a resumed run writes only what was missing), ``images_total`` rows in its manifest,
@@ -218,72 +195,6 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def _row_key(row: dict[str, Any]) -> tuple[str, str, int]:
-    return (str(row["reference"]), str(row["distortion"]), int(row["level"]))
-
-
-def _marker_path(out_dir: Path, reference: str) -> Path:
-    name = hashlib.blake2b(reference.encode("utf-8"), digest_size=16).hexdigest()
-    return out_dir / PROGRESS_DIR / f"{name}.json"
-
-
-def _remove_temp_files(folder: Path, stem: str) -> None:
-    """Delete the temporary files an interrupted atomic write of ``folder/stem.*`` left behind."""
-    for stale in folder.glob(f".{stem}.*.tmp"):
-        stale.unlink(missing_ok=True)
-
-
-_QUICK_STAMP = ("size", "mtime_ns", "ctime_ns", "inode")
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _source_stamp(path: Path, digest: bool = True) -> dict[str, Any] | None:
-    """The source file's stamp (size, mtime, ctime, inode) and, with ``digest``, its content hash;
-    None when the file cannot be reached (dangling link, loop, unreachable folder)."""
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    stamp: dict[str, Any] = {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "ctime_ns": info.st_ctime_ns,
-                             "inode": info.st_ino}
-    if digest and stat.S_ISREG(info.st_mode):  # never open a pipe or a device: it could block
-        try:
-            stamp["blake2b"] = _file_digest(path)
-        except OSError:  # unreadable: the decoder will say why and the reference is skipped
-            pass
-    return stamp
-
-
-def _same_source(recorded: dict[str, Any] | None, path: Path) -> bool:
-    """Whether ``path`` still holds the file ``recorded`` describes: the same stamp (the quick check,
-    like rsync's), else the same content hash (a copied or moved SRC_DIR), else no."""
-    current = _source_stamp(path, digest=False)
-    if not isinstance(recorded, dict) or current is None:
-        return recorded is None and current is None  # still unreachable: its skip stands
-    if all(recorded.get(key) == current[key] for key in _QUICK_STAMP if key in recorded):
-        return True
-    if recorded.get("blake2b") and recorded.get("size") == current["size"]:
-        try:
-            return _file_digest(path) == recorded["blake2b"]
-        except OSError:
-            return False
-    return False
-
-
-def _read_marker(marker: Path) -> dict | None:
-    try:
-        record = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
-
 
 def _init_worker(parent: int) -> None:
     """Pool worker set-up: one OpenCV thread per process, Ctrl-C handled by the parent only, and
@@ -300,87 +211,6 @@ def _init_worker(parent: int) -> None:
 
     threading.Thread(target=exit_with_parent, daemon=True).start()
 
-
-def _save(path: Path, image, image_format: str) -> None:
-    global _images_saved
-    options = {"png": {"compress_level": PNG_COMPRESS_LEVEL}, "jpg": {"quality": JPEG_QUALITY, "subsampling": 0}}
-    write_image(path, image, **options.get(image_format, {}))
-    _images_saved += 1
-    if _images_saved == int(os.environ.get(KILL_AFTER_IMAGES_ENV, "0")):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _process_reference(task: _Task) -> _Outcome:
-    """Write one reference's pristine copy and levels, then its completion marker (all atomic).
-
-    Images already in the reference's folder are kept only when its marker (partial or finished)
-    records the same source content; otherwise the folder is emptied and a partial marker with the
-    current source's stamp is written before the first image.
-    """
-    import distortions
-
-    out_dir = Path(task.out_dir)
-    settings = task.settings
-    reference = task.reference
-    source = Path(task.source)
-    stamp = _source_stamp(source)
-    marker = _marker_path(out_dir, reference)
-    folder = out_dir / reference_folder(reference)
-    _remove_temp_files(marker.parent, marker.stem)
-    previous = _read_marker(marker)
-    try:
-        pristine = load_pristine(source, max_side=settings.max_side, max_pixels=settings.max_pixels)
-    except UnusableImage as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        write_text_atomic(marker, json.dumps({"reference": reference, "source": stamp, "skipped": exc.reason}))
-        return _Outcome(reference, 0, (), exc.reason)
-    same_source = (previous is not None and previous.get("reference") == reference and not previous.get("skipped")
-                   and isinstance(previous.get("source"), dict) and stamp is not None
-                   and previous["source"].get("blake2b") == stamp.get("blake2b") is not None)
-    if not same_source:
-        shutil.rmtree(folder, ignore_errors=True)
-        write_text_atomic(marker, json.dumps({"reference": reference, "source": stamp, "partial": True}))
-    _remove_temp_files(folder, "*")
-    image = pristine.image
-    height, width = image.shape[:2]
-    fmt = settings.image_format
-    written = 0
-    rows = [dict(path=output_path(reference, "", 0, fmt), reference=reference, distortion="", level=0,
-                 seed=settings.seed, width=width, height=height)]
-    if not (out_dir / rows[0]["path"]).exists():
-        _save(out_dir / rows[0]["path"], image, fmt)
-        written += 1
-    for name in settings.distortions:
-        seed = distortion_seed(settings.seed, reference, name)
-        paths = [output_path(reference, name, level, fmt) for level in range(1, distortions.NUM_LEVELS + 1)]
-        rows += [dict(path=path, reference=reference, distortion=name, level=level, seed=seed,
-                      width=width, height=height) for level, path in enumerate(paths, start=1)]
-        if all((out_dir / path).exists() for path in paths):
-            continue
-        try:
-            levels = distortions.apply_levels(image, name, seed=seed)
-        except Exception as exc:  # one failing type must not stop a long batch; no marker, so a re-run retries
-            return _Outcome(reference, written, pristine.notes, None, f"{name} failed ({exc.__class__.__name__}: {exc})")
-        for path, level_image in zip(paths, levels):
-            _save(out_dir / path, level_image, fmt)
-            written += 1
-    rows.sort(key=_row_key)
-    record = {"reference": reference, "source": stamp, "skipped": None, "notes": list(pristine.notes), "rows": rows}
-    write_text_atomic(marker, json.dumps(record, ensure_ascii=False))
-    return _Outcome(reference, written, pristine.notes, None)
-
-
-def _finished_record(out_dir: Path, src_dir: Path, reference: str) -> dict | None:
-    """The reference's completion marker if it is valid (finished, same source file, every listed
-    image present)."""
-    record = _read_marker(_marker_path(out_dir, reference))
-    if record is None or record.get("partial") or record.get("reference") != reference or "skipped" not in record:
-        return None
-    if not _same_source(record.get("source"), src_dir / reference):
-        return None
-    if not record["skipped"] and not all((out_dir / row["path"]).exists() for row in record.get("rows", [])):
-        return None
-    return record
 
 
 def _check_settings(out_dir: Path, settings: Settings) -> None:
@@ -419,65 +249,80 @@ def _resolve_distortions(distortion_names: Iterable[str] | None) -> tuple[str, .
     return tuple(names)
 
 
-Runner = Callable[[list[_Task], Callable[[_Outcome], None]], None]
+Runner = Callable[[list[Task], Callable[[Outcome], None]], None]
 """Runs tasks elsewhere (e.g. ``rankiqa.ray_engine``) and reports each outcome, in any order."""
 
 
-def _run_tasks(tasks: list[_Task], workers: int, progress: bool, log: Log, runner: Runner | None = None) -> list[_Outcome]:
-    from tqdm import tqdm
+class _Progress:
+    """Called in the driver with each reference's outcome, in completion order: logs its notes, skip
+    or error, keeps it in ``outcomes`` and advances the progress bar."""
 
-    outcomes = []
-    bar = tqdm(total=len(tasks), unit="ref", desc="generate", disable=not progress or not tasks, file=sys.stderr)
-    written = 0
-    kill_after = int(os.environ.get(KILL_AFTER_REFERENCES_ENV, "0"))
+    def __init__(self, total: int, progress: bool, log: Log):
+        from tqdm import tqdm
 
-    def record(outcome: _Outcome) -> None:
-        nonlocal written
-        written += outcome.written
+        self.log, self.outcomes, self.written = log, [], 0
+        self.bar = tqdm(total=total, unit="ref", desc="generate", disable=not progress or not total, file=sys.stderr)
+
+    def __call__(self, outcome: Outcome) -> None:
+        self.written += outcome.written
         for note in outcome.notes:
-            log(f"{outcome.reference}: {note}")
+            self.log(f"{outcome.reference}: {note}")
         if outcome.skipped:
-            log(f"skipped {outcome.reference}: {outcome.skipped}")
+            self.log(f"skipped {outcome.reference}: {outcome.skipped}")
         if outcome.error:
-            log(f"error on {outcome.reference}: {outcome.error}; left out, a re-run retries it")
-        outcomes.append(outcome)
-        bar.set_postfix(images=written, refresh=False)
-        bar.update()
-        if len(outcomes) == kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
+            self.log(f"error on {outcome.reference}: {outcome.error}; left out, a re-run retries it")
+        self.outcomes.append(outcome)
+        self.bar.set_postfix(images=self.written, refresh=False)
+        self.bar.update()
 
+
+def _run_tasks(tasks: list[Task], workers: int, progress: bool, log: Log, runner: Runner | None = None) -> list[Outcome]:
+    """Process every task with ``runner``, in this process (one worker) or in a pool of ``workers``
+    spawned processes; the outcomes in completion order. Ctrl-C keeps the finished references."""
+    record = _Progress(len(tasks), progress, log)
     try:
         if runner is not None:
             if tasks:
                 runner(tasks, record)
         elif workers == 1 or len(tasks) <= 1:
-            import cv2
-
-            threads = cv2.getNumThreads()
-            cv2.setNumThreads(1)
-            try:
-                for task in tasks:
-                    record(_process_reference(task))
-            finally:
-                cv2.setNumThreads(threads)
+            _run_here(tasks, record)
         else:
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
-                futures = [pool.submit(_process_reference, task) for task in tasks]
-                try:
-                    for future in as_completed(futures):
-                        record(future.result())
-                except BaseException as exc:
-                    if isinstance(exc, KeyboardInterrupt):
-                        log("interrupted: letting the workers finish the references in progress...")
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    raise
+            _run_in_pool(tasks, workers, record, log)
     except KeyboardInterrupt:
-        bar.close()
+        record.bar.close()
         log("interrupted: finished references are kept; run the same command again to finish the rest")
         raise
-    bar.close()
-    return outcomes
+    record.bar.close()
+    return record.outcomes
+
+
+def _run_here(tasks: list[Task], record: Callable[[Outcome], None]) -> None:
+    """The tasks one after the other in this process, with one OpenCV thread (as in the pool)."""
+    import cv2
+
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        for task in tasks:
+            record(process_reference(task))
+    finally:
+        cv2.setNumThreads(threads)
+
+
+def _run_in_pool(tasks: list[Task], workers: int, record: Callable[[Outcome], None], log: Log) -> None:
+    """The tasks in ``workers`` spawned processes; on any error or Ctrl-C the references in progress
+    are finished and the rest cancelled."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
+        futures = [pool.submit(process_reference, task) for task in tasks]
+        try:
+            for future in as_completed(futures):
+                record(future.result())
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                log("interrupted: letting the workers finish the references in progress...")
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def generate(
@@ -514,30 +359,16 @@ def generate(
     started = time.perf_counter()
     src = Path(src_dir)
     out = Path(out_dir)
-    if image_format not in OUTPUT_FORMATS:
-        raise UnknownName(f"image_format {image_format!r}: expected one of {', '.join(OUTPUT_FORMATS)}",
-                          params=("image_format",))
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise InvalidOption(f"workers {workers!r}: expected an integer >= 1", params=("workers",))
-    if engine not in ENGINES:
-        raise UnknownName(f"engine {engine!r}: expected one of {', '.join(ENGINES)}", params=("engine",))
+    _check_options(image_format, workers, engine, address)
     runner = None
     if engine == "ray":
         from rankiqa.ray_engine import generate_runner
 
         runner = generate_runner(address, num_cpus=workers, log=log)
-    elif address is not None:
-        raise InvalidOption("address needs engine ray", params=("address", "engine"))
     if max_side is not None and max_side < MIN_PRISTINE_SIDE:
         raise InvalidOption(f"max_side {max_side}: expected at least {MIN_PRISTINE_SIDE} pixels", params=("max_side",))
     index, count = parse_shard(f"{shard[0]}/{shard[1]}")
-    if src.exists() and out.exists() and src.resolve() == out.resolve():
-        raise InvalidOption(f"out_dir {out} is src_dir; choose another output folder", params=("out_dir", "src_dir"))
-    references, unlisted = scan_images(src, exclude=out)
-    if not references:
-        found = f" ({len(unlisted)} sub-folder(s) not read, e.g. {unlisted[0][0]}: {unlisted[0][1]})" if unlisted else ""
-        raise UserError(f"src_dir {src}: no image files ({', '.join(IMAGE_EXTENSIONS)}) found{found}",
-                        params=("src_dir",))
+    references, unlisted = _list_sources(src, out)
     settings = Settings(int(seed), _resolve_distortions(distortion_names), max_side, image_format, int(max_pixels))
     if image_format == "jpg":
         log(f"Warning: --format jpg re-encodes every image (lossy, quality {JPEG_QUALITY}); "
@@ -545,6 +376,32 @@ def generate(
     with folder_lock(out, None if count == 1 else (index, count), label="out_dir"):
         return _generate_locked(src, out, settings, (index, count), references, unlisted, workers, progress, log, started,
                                 runner)
+
+
+def _check_options(image_format: str, workers: int, engine: str, address: str | None) -> None:
+    """An error for an output format, worker count or engine ``generate`` does not know, or an
+    ``address`` without the Ray engine."""
+    if image_format not in OUTPUT_FORMATS:
+        raise UnknownName(f"image_format {image_format!r}: expected one of {', '.join(OUTPUT_FORMATS)}",
+                          params=("image_format",))
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InvalidOption(f"workers {workers!r}: expected an integer >= 1", params=("workers",))
+    if engine not in ENGINES:
+        raise UnknownName(f"engine {engine!r}: expected one of {', '.join(ENGINES)}", params=("engine",))
+    if engine != "ray" and address is not None:
+        raise InvalidOption("address needs engine ray", params=("address", "engine"))
+
+
+def _list_sources(src: Path, out: Path) -> tuple[list[str], list[tuple[str, str]]]:
+    """``scan_images(src)`` without ``out``; an error when out_dir is src_dir or nothing is found."""
+    if src.exists() and out.exists() and src.resolve() == out.resolve():
+        raise InvalidOption(f"out_dir {out} is src_dir; choose another output folder", params=("out_dir", "src_dir"))
+    references, unlisted = scan_images(src, exclude=out)
+    if not references:
+        found = f" ({len(unlisted)} sub-folder(s) not read, e.g. {unlisted[0][0]}: {unlisted[0][1]})" if unlisted else ""
+        raise UserError(f"src_dir {src}: no image files ({', '.join(IMAGE_EXTENSIONS)}) found{found}",
+                        params=("src_dir",))
+    return references, unlisted
 
 
 def _generate_locked(src: Path, out: Path, settings: Settings, shard: tuple[int, int], references: list[str],
@@ -555,15 +412,15 @@ def _generate_locked(src: Path, out: Path, settings: Settings, shard: tuple[int,
     index, count = shard
     suffix = "" if count == 1 else f"-shard-{index}-of-{count}"
     for stem in (f"manifest{suffix}", f"skipped{suffix}"):
-        _remove_temp_files(out, stem)
+        remove_temp_files(out, stem)
     _check_settings(out, settings)
     mine = shard_references(references, (index, count))
-    records = {ref: _finished_record(out, src, ref) for ref in mine}
-    tasks = [_Task(str(src / ref), str(out), ref, settings) for ref, record in records.items() if record is None]
+    records = {ref: finished_record(out, src, ref) for ref in mine}
+    tasks = [Task(str(src / ref), str(out), ref, settings) for ref, record in records.items() if record is None]
     outcomes = _run_tasks(tasks, workers, progress, log, runner)
-    records.update({outcome.reference: _finished_record(out, src, outcome.reference) for outcome in outcomes})
+    records.update({outcome.reference: finished_record(out, src, outcome.reference) for outcome in outcomes})
     rows = sorted((row for record in records.values() if record and not record["skipped"] for row in record["rows"]),
-                  key=_row_key)
+                  key=row_key)
     skipped = sorted([(ref, record["skipped"]) for ref, record in records.items() if record and record["skipped"]]
                      + [(outcome.reference, f"error: {outcome.error}") for outcome in outcomes if outcome.error])
     usable = len(mine) - len(skipped)
@@ -621,7 +478,7 @@ def _merge_locked(out: Path, started: float) -> GenerateSummary:
     if not rows:
         raise UserError(f"out_dir {out}: no usable image in any shard ({len(skipped)} files skipped)",
                         params=("out_dir",))
-    rows.sort(key=_row_key)
+    rows.sort(key=row_key)
     skipped.sort(key=lambda row: row["path"])
     write_text_atomic(out / "skipped.csv", _csv_text(SKIPPED_COLUMNS, skipped))
     write_text_atomic(out / "manifest.csv", _csv_text(MANIFEST_COLUMNS, rows))

@@ -1,6 +1,6 @@
 """Run ``generate`` and ``score`` on a Ray cluster (optional extra: ``pip install "rankiqa[ray]"``).
 
-- **generate**: one Ray task per reference photo runs ``rankiqa.generate._process_reference``, the
+- **generate**: one Ray task per reference photo runs ``rankiqa.generate_worker.process_reference``, the
   very function of the local engine, with its atomic writes and completion marker, into an OUT_DIR
   every node sees (shared storage). The driver only schedules (a bounded window of tasks in flight),
   shows progress and, back in ``rankiqa.generate``, collects the markers into ``manifest.csv``: the
@@ -34,7 +34,8 @@ from rankiqa.atomic import atomic_path, write_text_atomic
 from rankiqa.errors import InvalidOption, UserError
 
 if TYPE_CHECKING:
-    from rankiqa.generate import Runner, _Outcome, _Task
+    from rankiqa.generate import Runner
+    from rankiqa.generate_worker import Outcome, Task
     from rankiqa.score import Scorer
 
 INSTALL_HINT = 'pip install "rankiqa[ray]"'
@@ -246,28 +247,28 @@ def _pause_for_test() -> None:
         os.close(os.open(f"{target}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
     except FileExistsError:
         return
-    from rankiqa import generate
+    from rankiqa import generate_worker
 
-    original = generate._save
+    original = generate_worker._save
 
     def save_then_pause(path, image, image_format):
         original(path, image, image_format)
-        generate._save = original
+        generate_worker._save = original
         write_text_atomic(target, str(os.getpid()))
         time.sleep(120)
 
-    generate._save = save_then_pause
+    generate_worker._save = save_then_pause
 
 
-def _generate_task(task: _Task) -> _Outcome:
+def _generate_task(task: Task) -> Outcome:
     """One reference, on a Ray worker: the local engine's own work function, one OpenCV thread."""
     import cv2
 
-    from rankiqa.generate import _process_reference
+    from rankiqa.generate_worker import process_reference
 
     cv2.setNumThreads(1)
     _pause_for_test()
-    return _process_reference(task)
+    return process_reference(task)
 
 
 def generate_runner(address: str | None = None, *, num_cpus: int | None = None, log: Log = print) -> Runner:
@@ -278,7 +279,7 @@ def generate_runner(address: str | None = None, *, num_cpus: int | None = None, 
     import_ray()
     check_address(address)
 
-    def run(tasks: list[_Task], record: Callable[[_Outcome], None]) -> None:
+    def run(tasks: list[Task], record: Callable[[Outcome], None]) -> None:
         with connect(address, num_cpus=num_cpus) as ray:
             remote = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(_generate_task)
             window = max(4, 2 * int(ray.cluster_resources().get("CPU", 1)))

@@ -1,10 +1,16 @@
 """Test-only launcher: run ``rankiqa.cli.main`` with "SIGKILL this process here" injected.
 
-    python tests/_killing_launcher.py train-step N ARGS...   # right after training step N
+    python tests/_killing_launcher.py train-step N ARGS...            # right after training step N
+    python tests/_killing_launcher.py generate-references N ARGS...   # once N references are finished
+    python tests/_killing_launcher.py generate-images N ARGS...       # once this process wrote N images
+
+(``ARGS``: the ``rankiqa`` command line, e.g. ``train --pristine photos/ ...``.)
 
 The tests that check resuming after ``kill -9`` run the CLI through this script in a child
 process, so the kill lands at a chosen point without racing a timer, and the product itself has no
-testing hook: the fault is injected from here (a training callback).
+testing hook: the fault is injected from here (a training callback, or a wrapper around the
+function that records a finished reference in the driver, or the one that writes an image; the
+latter counts only in this process, so run ``generate`` with one worker).
 """
 from __future__ import annotations
 
@@ -35,12 +41,36 @@ class KillAtStep(Callback):
             kill_now()
 
 
+def _kill_after_calls(function, count: int):
+    """``function``, wrapped to kill the process when its ``count``-th call has returned."""
+    calls = 0
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        nonlocal calls
+        result = function(*args, **kwargs)
+        calls += 1
+        if calls == count:
+            kill_now()
+        return result
+
+    return wrapper
+
+
 def install(kind: str, count: int) -> None:
     """Arm the fault ``kind`` (see the module docstring) at ``count``."""
     if kind == "train-step":
         import rankiqa.train
 
         rankiqa.train.train = functools.partial(rankiqa.train.train, callbacks=[KillAtStep(count)])
+    elif kind == "generate-references":
+        from rankiqa.generate import _Progress
+
+        _Progress.__call__ = _kill_after_calls(_Progress.__call__, count)
+    elif kind == "generate-images":
+        import rankiqa.generate_worker
+
+        rankiqa.generate_worker._save = _kill_after_calls(rankiqa.generate_worker._save, count)
     else:
         raise SystemExit(f"unknown fault {kind!r}")
 

@@ -9,6 +9,7 @@ while silently losing the tests that read real label files.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,13 @@ def pytest_runtest_makereport(item, call):
     if SHARED_SKIP_PREFIX in reason:
         report.outcome = "failed"
         report.longrepr = f"{REQUIRE_SHARED_ENV}=1 but the test could not run: {reason}"
+
+
+@pytest.fixture
+def killing_launcher() -> list[str]:
+    """The command that runs ``rankiqa`` in a child process with a SIGKILL armed at a chosen point
+    (``tests/_killing_launcher.py``); append the fault, its count and the rankiqa arguments."""
+    return [sys.executable, str(REPO / "tests" / "_killing_launcher.py")]
 
 
 @pytest.fixture

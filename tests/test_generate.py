@@ -20,7 +20,6 @@ import distortions
 from rankiqa.cli import main
 from rankiqa.errors import UserError
 from rankiqa.generate import (
-    KILL_AFTER_REFERENCES_ENV,
     MANIFEST_COLUMNS,
     PROGRESS_DIR,
     distortion_seed,
@@ -111,15 +110,15 @@ def test_same_bytes_whatever_the_worker_count(src, tmp_path):
     assert tree(tmp_path / "one") == tree(tmp_path / "two")
 
 
-def test_resume_after_kill_equals_clean_run(tmp_path):
+def test_resume_after_kill_equals_clean_run(tmp_path, killing_launcher):
     src = tmp_path / "src"
     make_photos(src, 6)
     clean, killed = tmp_path / "clean", tmp_path / "killed"
     run(src, clean)
-    command = [sys.executable, "-m", "rankiqa", "generate", str(src), str(killed), "--distortions", ",".join(TYPES), "--quiet"]
-    # the testing hook makes the child SIGKILL itself once 2 references are finished
-    process = subprocess.run(command, env={**os.environ, KILL_AFTER_REFERENCES_ENV: "2"}, capture_output=True,
-                             text=True, timeout=120)
+    command = [*killing_launcher, "generate-references", "2", "generate", str(src), str(killed),
+               "--distortions", ",".join(TYPES), "--quiet"]
+    # the launcher makes the child SIGKILL itself once 2 references are finished
+    process = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert process.returncode == -signal.SIGKILL, process.stderr[-2000:]
     assert len(os.listdir(killed / PROGRESS_DIR)) == 2 and not (killed / "manifest.csv").exists()
     summary = run(src, killed)

@@ -18,24 +18,24 @@ from test_generate import TYPES, make_photos, photo, run, tree
 
 from rankiqa.cli import main
 from rankiqa.folderlock import folder_lock
-from rankiqa.generate import KILL_AFTER_IMAGES_ENV
 
 PER_REFERENCE = 1 + 5 * len(TYPES)
 
 
-def killed_run(src, out, images: int) -> None:
-    """Run `rankiqa generate` in a child that SIGKILLs itself after writing ``images`` images."""
-    command = [sys.executable, "-m", "rankiqa", "generate", str(src), str(out), "--distortions", ",".join(TYPES), "--quiet"]
-    done = subprocess.run(command, env={**os.environ, KILL_AFTER_IMAGES_ENV: str(images)}, capture_output=True,
-                          text=True, timeout=600)
+def killed_run(launcher: list[str], src, out, images: int) -> None:
+    """Run `rankiqa generate` in a child (``launcher``: the ``killing_launcher`` fixture) that is
+    SIGKILLed after writing ``images`` images."""
+    command = [*launcher, "generate-images", str(images), "generate", str(src), str(out),
+               "--distortions", ",".join(TYPES), "--quiet"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
 
 
-def test_a_photo_replaced_after_a_kill_mid_reference_is_redone(tmp_path):
+def test_a_photo_replaced_after_a_kill_mid_reference_is_redone(tmp_path, killing_launcher):
     src = tmp_path / "src"
     references = make_photos(src, 3)
     killed = tmp_path / "killed"
-    killed_run(src, killed, PER_REFERENCE + 4)  # the first reference finished, 4 images of the second written
+    killed_run(killing_launcher, src, killed, PER_REFERENCE + 4)  # the first reference finished, 4 images of the second written
     second = src / references[1]
     Image.fromarray(photo(99)).save(second)  # another photo under the same name
     summary = run(src, killed)
@@ -44,11 +44,11 @@ def test_a_photo_replaced_after_a_kill_mid_reference_is_redone(tmp_path):
     assert summary.images_written == 2 * PER_REFERENCE  # the replaced reference is redone from scratch
 
 
-def test_a_partial_reference_of_an_unchanged_photo_is_resumed(tmp_path):
+def test_a_partial_reference_of_an_unchanged_photo_is_resumed(tmp_path, killing_launcher):
     src = tmp_path / "src"
     make_photos(src, 3)
     killed = tmp_path / "killed"
-    killed_run(src, killed, PER_REFERENCE + 6)  # then the second one's pristine copy and first type's 5 levels
+    killed_run(killing_launcher, src, killed, PER_REFERENCE + 6)  # then the second one's pristine copy and first type's 5 levels
     summary = run(src, killed)
     assert summary.images_written == 3 * PER_REFERENCE - (PER_REFERENCE + 6)  # only the missing images
     run(src, tmp_path / "clean")

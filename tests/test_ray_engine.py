@@ -24,7 +24,7 @@ import torch
 
 from rankiqa.cli import main
 from rankiqa.errors import UserError
-from rankiqa.generate import KILL_AFTER_REFERENCES_ENV, PROGRESS_DIR, generate
+from rankiqa.generate import PROGRESS_DIR, generate
 from rankiqa.ray_engine import INSTALL_HINT, PAUSE_WORKER_ENV, local_cluster, score_with_ray, write_rows
 from rankiqa.score import Scorer, load_module
 from test_generate import make_photos, tree
@@ -104,14 +104,13 @@ def test_worker_killed_mid_task_is_retried_with_the_same_output(cluster, src, tm
     assert tree(tmp_path / "ray") == tree(tmp_path / "local")
 
 
-def test_killed_driver_rerun_skips_finished_references(cluster, src, tmp_path):
+def test_killed_driver_rerun_skips_finished_references(cluster, src, tmp_path, killing_launcher):
     run_local(src, tmp_path / "local")
     out = tmp_path / "ray"
-    command = [sys.executable, "-m", "rankiqa", "generate", str(src), str(out), "--distortions", ",".join(TYPES),
-               "--engine", "ray", "--address", cluster, "--quiet"]
-    # the testing hook makes the driver SIGKILL itself once 2 references are finished
-    process = subprocess.run(command, env=child_env(**{KILL_AFTER_REFERENCES_ENV: "2"}), capture_output=True,
-                             text=True, timeout=180)
+    command = [*killing_launcher, "generate-references", "2", "generate", str(src), str(out),
+               "--distortions", ",".join(TYPES), "--engine", "ray", "--address", cluster, "--quiet"]
+    # the launcher makes the driver SIGKILL itself once 2 references are finished
+    process = subprocess.run(command, env=child_env(), capture_output=True, text=True, timeout=180)
     assert process.returncode == -signal.SIGKILL, process.stderr[-2000:]
     assert len(os.listdir(out / PROGRESS_DIR)) >= 2 and not (out / "manifest.csv").exists()
     summary = run_ray(src, out, cluster)

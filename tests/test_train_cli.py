@@ -14,7 +14,6 @@ from rankiqa.checkpoint import load_checkpoint
 from rankiqa.cli import main
 
 PHOTOS = Path(__file__).resolve().parents[1] / "rankiqa" / "assets" / "images"
-KILLING_LAUNCHER = Path(__file__).resolve().parent / "_killing_launcher.py"
 FAST = ["--pristine", str(PHOTOS), "--backbone", "tiny", "--distortions", "gaussian_blur,white_noise",
         "--patch", "48", "--lr", "0.003", "--val-fraction", "0.34", "--threads", "1", "--quiet"]
 
@@ -37,13 +36,12 @@ def _env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def test_resume_after_kill_9_matches_uninterrupted_run(tmp_path):
+def test_resume_after_kill_9_matches_uninterrupted_run(tmp_path, killing_launcher):
     steps = ["--steps", "40", "--val-every", "5", "--batch-sets", "3"]
     _run_cli(["train", *FAST, *steps, "--out", str(tmp_path / "whole")])
     killed = tmp_path / "killed"
     # the launcher's callback makes the child SIGKILL itself right after step 17 (no chance to clean up)
-    process = subprocess.run([sys.executable, str(KILLING_LAUNCHER), "train-step", "17", "train", *FAST, *steps,
-                              "--out", str(killed)], env=_env(), capture_output=True, text=True, timeout=120)
+    process = subprocess.run([*killing_launcher, "train-step", "17", "train", *FAST, *steps, "--out", str(killed)], env=_env(), capture_output=True, text=True, timeout=120)
     assert process.returncode == -signal.SIGKILL, process.stderr[-2000:]
     assert load_checkpoint(killed / "last.pt")["step"] == 15  # steps 16-17 were lost with the process
     _run_cli(["train", *FAST, *steps, "--out", str(killed), "--resume"])
