@@ -23,9 +23,9 @@ import dataclasses
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,7 @@ from rankiqa.imageio import fit_to_patch, header_problem
 from rankiqa.models import load_module
 from rankiqa.score import MIN_SIDE, read_for_scoring, score_paths
 from rankiqa.seeding import stable_seed
+from rankiqa.training.loop import Callback, run_loop
 
 LOSSES = ("l1", "l2")
 HEAD_INITS = ("ridge", "none")
@@ -191,23 +192,41 @@ def _load_last(path: Path, device) -> dict[str, Any]:
 
 
 def finetune(train: pd.DataFrame, test: pd.DataFrame, init: str | os.PathLike, run_dir: str | os.PathLike,
-             config: FinetuneConfig | None = None, log=None) -> FinetuneResult:
+             config: FinetuneConfig | None = None, log=None, callbacks: Sequence[Callback] = ()) -> FinetuneResult:
     """Fine-tune ``init`` (checkpoint path, ``"default"`` or backbone name) on ``train``; test on ``test``.
 
     ``train``/``test``: ``rankiqa.data`` frames (``path, reference, distortion, mos, mos_raw``); they
     must not share reference content (use ``rankiqa.data.make_splits``). Returns the test predictions
     and metrics (``rankiqa.metrics.all_metrics`` on the original MOS scale). Skipped images and other
-    warnings go to ``log(line)``; without it each is printed once to stderr.
+    warnings go to ``log(line)``; without it each is printed once to stderr. ``callbacks``
+    (``rankiqa.training.loop.Callback``) run after each epoch, after validation and ``last.pt``;
+    their ``state`` is a ``FinetuneState``.
     """
     config = config or FinetuneConfig()
-    import torch
     from tqdm import tqdm
-
-    from rankiqa.checkpoint import first_line, save_checkpoint
-    from rankiqa.data.splits import content_groups, holdout
 
     run_dir = Path(run_dir)
     report = log if log is not None else _SkipReport()
+    train, mos_range = _checked_inputs(train, test, report)
+    settings = _config_dict(config, init, mos_range, train, test)
+    finished = _finished_result(run_dir, settings)
+    if finished is not None:
+        return finished
+    write_text_atomic(run_dir / "config.json", json.dumps(settings, indent=2) + "\n")
+    run = _FinetuneRun(train, init, run_dir, mos_range, config, report)
+    epochs = tqdm(range(run.state.step, config.epochs), desc=f"fine-tune {run_dir.name}", unit="epoch",
+                  initial=run.state.step, total=config.epochs)
+    run_loop(_quiet_epochs(epochs, config.workers, report), run.train_epoch, run.state,
+             [_SelectBest(run), _SaveLast(run), *callbacks])
+    write_csv_atomic(pd.DataFrame(run.state.history), run_dir / "history.csv")
+    return run.test(test, settings)
+
+
+def _checked_inputs(train: pd.DataFrame, test: pd.DataFrame, report) -> tuple[pd.DataFrame, tuple[float, float]]:
+    """The usable training rows and their MOS range; ``UserError`` when none is usable, train and
+    test share reference content, or the MOS is constant."""
+    from rankiqa.data.splits import content_groups
+
     train = usable_images(train, report)
     if train.empty:
         raise UserError("no training image could be read (reasons above)")
@@ -218,7 +237,12 @@ def finetune(train: pd.DataFrame, test: pd.DataFrame, init: str | os.PathLike, r
     mos_range = (float(mos.min()), float(mos.max()))
     if mos_range[1] <= mos_range[0]:
         raise UserError("training MOS is constant: nothing to regress")
-    settings = _config_dict(config, init, mos_range, train, test)
+    return train, mos_range
+
+
+def _finished_result(run_dir: Path, settings: dict[str, Any]) -> FinetuneResult | None:
+    """The saved result when ``run_dir`` holds this finished run; ``UserError`` when it holds
+    another configuration's run; None otherwise."""
     config_path = run_dir / "config.json"
     if config_path.exists() and json.loads(config_path.read_text()) != settings:
         raise InvalidOption(f"run_dir {run_dir} holds a run with a different configuration; choose another run_dir",
@@ -227,84 +251,151 @@ def finetune(train: pd.DataFrame, test: pd.DataFrame, init: str | os.PathLike, r
         return FinetuneResult(run_dir, pd.read_csv(run_dir / "test_predictions.csv", keep_default_na=False,
                                                    dtype={"reference": str}),
                               json.loads((run_dir / "metrics.json").read_text()))
-    write_text_atomic(config_path, json.dumps(settings, indent=2) + "\n")
+    return None
 
-    if config.val_fraction > 0:
-        carve = holdout(train, config.val_fraction, stable_seed(config.seed, "validation"))
-        fit_part, val_part = train.iloc[carve.train], train.iloc[carve.test]
-    else:
-        fit_part, val_part = train, train.iloc[:0]
-    device = resolve_device(config.device)
-    torch.manual_seed(stable_seed(config.seed, "init"))
-    module = load_module(str(init)).to(device)
-    optimizer = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    start_epoch, best_srcc, best_state, history = 0, -np.inf, None, []
-    if (run_dir / "last.pt").exists():
-        state = _load_last(run_dir / "last.pt", device)
+
+@dataclass
+class FinetuneState:
+    """What fine-tuning carries from epoch to epoch (saved in ``last.pt``): ``step`` epochs done,
+    ``history`` (one row per epoch: train loss, validation SRCC), the best validation SRCC (higher
+    is better) and its weights; ``loss``: the last epoch's mean training loss; ``seconds``: its
+    wall time."""
+
+    step: int = 0
+    best_srcc: float = -np.inf
+    best_state: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    loss: float = float("nan")
+    seconds: float = 0.0
+
+
+class _FinetuneRun:
+    """One fine-tuning run: its parts (training and validation images, model, optimiser, state
+    restored from ``last.pt`` if there is one) and the epoch, validate, checkpoint and test units."""
+
+    def __init__(self, train: pd.DataFrame, init: str | os.PathLike, run_dir: Path, mos_range: tuple[float, float],
+                 config: FinetuneConfig, report):
+        import torch
+
+        from rankiqa.data.splits import holdout
+
+        self.run_dir, self.mos_range, self.config, self.report = run_dir, mos_range, config, report
+        if config.val_fraction > 0:
+            carve = holdout(train, config.val_fraction, stable_seed(config.seed, "validation"))
+            fit_part, self.val_part = train.iloc[carve.train], train.iloc[carve.test]
+        else:
+            fit_part, self.val_part = train, train.iloc[:0]
+        self.device = resolve_device(config.device)
+        torch.manual_seed(stable_seed(config.seed, "init"))
+        self.module = load_module(str(init)).to(self.device)
+        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.state = self._restore()
+        targets = (fit_part["mos"].to_numpy(np.float64) - mos_range[0]) / (mos_range[1] - mos_range[0])
+        if self.state.step == 0 and config.head_init == "ridge":
+            head = init_head(self.module, fit_part, targets, config, self.device, report)
+            write_text_atomic(run_dir / "head_init.json", json.dumps(head, indent=2) + "\n")
+        self.dataset = _CropDataset(fit_part["path"].tolist(), targets, config.patch_size, config.seed)
+        self.loss_fn = torch.nn.L1Loss() if config.loss == "l1" else torch.nn.MSELoss()
+
+    def _restore(self) -> FinetuneState:
+        """The state saved in ``last.pt`` (model and optimiser loaded), or a fresh one."""
+        from rankiqa.checkpoint import first_line
+
+        path = self.run_dir / "last.pt"
+        if not path.exists():
+            return FinetuneState()
+        saved = _load_last(path, self.device)
         try:
-            module.load_state_dict(state["model_state"])
-            optimizer.load_state_dict(state["optimizer_state"])
+            self.module.load_state_dict(saved["model_state"])
+            self.optimizer.load_state_dict(saved["optimizer_state"])
         except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
-            raise UserError(f"{run_dir / 'last.pt'}: the saved state does not fit this run ({first_line(exc)})") from None
-        start_epoch, best_srcc, best_state = state["epoch"] + 1, state["best_srcc"], state["best_state"]
-        history = list(state["history"])
+            raise UserError(f"{path}: the saved state does not fit this run ({first_line(exc)})") from None
+        return FinetuneState(saved["epoch"] + 1, saved["best_srcc"], saved["best_state"], list(saved["history"]))
 
-    low, span = mos_range[0], mos_range[1] - mos_range[0]
-    targets = (fit_part["mos"].to_numpy(np.float64) - low) / span
-    if start_epoch == 0 and config.head_init == "ridge":
-        head = init_head(module, fit_part, targets, config, device, report)
-        write_text_atomic(run_dir / "head_init.json", json.dumps(head, indent=2) + "\n")
-    dataset = _CropDataset(fit_part["path"].tolist(), targets, config.patch_size, config.seed)
-    loss_fn = torch.nn.L1Loss() if config.loss == "l1" else torch.nn.MSELoss()
-    epochs = tqdm(range(start_epoch, config.epochs), desc=f"fine-tune {run_dir.name}", unit="epoch",
-                  initial=start_epoch, total=config.epochs)
-    for epoch in _quiet_epochs(epochs, config.workers, report):
-        dataset.epoch = epoch
-        loader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, shuffle=True,
+    def train_epoch(self, epoch: int) -> None:
+        """One pass over the training images (one seeded crop each, seeded shuffle); sets ``state.loss``."""
+        import torch
+
+        config = self.config
+        self.dataset.epoch = epoch
+        loader = torch.utils.data.DataLoader(self.dataset, batch_size=config.batch_size, shuffle=True,
                                              num_workers=config.workers,
                                              multiprocessing_context=loader_start_method(config.workers),
-                                             drop_last=len(dataset) > config.batch_size,
+                                             drop_last=len(self.dataset) > config.batch_size,
                                              collate_fn=_collate_usable,
                                              generator=torch.Generator().manual_seed(stable_seed(config.seed, "shuffle", epoch)))
-        module.train()
+        self.module.train()
         losses = []
         for batch, errors in loader:
             for line in errors:
-                report(line)
+                self.report(line)
             if batch is None:
                 continue
             images, targets = batch
-            optimizer.zero_grad()
-            loss = loss_fn(module(images.to(device)), targets.to(device))
+            self.optimizer.zero_grad()
+            loss = self.loss_fn(self.module(images.to(self.device)), targets.to(self.device))
             loss.backward()
-            optimizer.step()
+            self.optimizer.step()
             losses.append(loss.item())
         if not losses:
             raise UserError("no training image could be decoded (reasons above)")
-        val_srcc = _validation_srcc(module, val_part, config, device, report)
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_srcc": val_srcc})
-        if best_state is None or len(val_part) == 0 or val_srcc > best_srcc:
-            best_srcc = val_srcc if len(val_part) else best_srcc
-            best_state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-        save_checkpoint(run_dir / "last.pt", {
-            "model_config": dict(module.config), "model_state": module.state_dict(),
-            "optimizer_state": optimizer.state_dict(), "epoch": epoch, "best_srcc": float(best_srcc),
-            "best_state": best_state, "history": history})
-    write_csv_atomic(pd.DataFrame(history), run_dir / "history.csv")
+        self.state.loss = float(np.mean(losses))
 
-    module.load_state_dict(best_state)
-    save_checkpoint(run_dir / "best.pt", {"model_config": dict(module.config), "model_state": best_state,
-                                           "mos_range": list(mos_range), "finetune": settings})
-    scores = score_paths(module, test["path"].tolist(), config.eval_patches, config.patch_size, config.seed,
-                         device, desc=f"test {run_dir.name}", log=report)
-    predictions = test[list(PREDICTION_COLUMNS[:5])].reset_index(drop=True)
-    predictions["score"] = scores
-    predictions["pred"] = low + scores * span
-    metrics = evaluate(predictions)
-    write_csv_atomic(predictions, run_dir / "test_predictions.csv")
-    write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    (run_dir / "last.pt").unlink(missing_ok=True)
-    return FinetuneResult(run_dir, predictions, metrics)
+    def save_last(self) -> None:
+        """``last.pt``: the model, optimiser and state after ``state.step`` epochs."""
+        from rankiqa.checkpoint import save_checkpoint
+
+        state = self.state
+        save_checkpoint(self.run_dir / "last.pt", {
+            "model_config": dict(self.module.config), "model_state": self.module.state_dict(),
+            "optimizer_state": self.optimizer.state_dict(), "epoch": state.step - 1, "best_srcc": float(state.best_srcc),
+            "best_state": state.best_state, "history": state.history})
+
+    def test(self, test: pd.DataFrame, settings: dict[str, Any]) -> FinetuneResult:
+        """Load the selected weights, save ``best.pt``, score the test images once and write
+        test_predictions.csv and metrics.json (``last.pt`` is then removed: the run is finished)."""
+        from rankiqa.checkpoint import save_checkpoint
+
+        best_state, run_dir, config = self.state.best_state, self.run_dir, self.config
+        self.module.load_state_dict(best_state)
+        save_checkpoint(run_dir / "best.pt", {"model_config": dict(self.module.config), "model_state": best_state,
+                                               "mos_range": list(self.mos_range), "finetune": settings})
+        scores = score_paths(self.module, test["path"].tolist(), config.eval_patches, config.patch_size, config.seed,
+                             self.device, desc=f"test {run_dir.name}", log=self.report)
+        predictions = test[list(PREDICTION_COLUMNS[:5])].reset_index(drop=True)
+        predictions["score"] = scores
+        predictions["pred"] = self.mos_range[0] + scores * (self.mos_range[1] - self.mos_range[0])
+        metrics = evaluate(predictions)
+        write_csv_atomic(predictions, run_dir / "test_predictions.csv")
+        write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        (run_dir / "last.pt").unlink(missing_ok=True)
+        return FinetuneResult(run_dir, predictions, metrics)
+
+
+class _SelectBest(Callback):
+    """After each epoch: the validation SRCC, a history row, and the weights kept when they are the
+    best so far (every epoch's replace the last when there is no validation part)."""
+
+    def __init__(self, run: _FinetuneRun):
+        self.run = run
+
+    def on_step_end(self, state: FinetuneState) -> None:
+        run = self.run
+        val_srcc = _validation_srcc(run.module, run.val_part, run.config, run.device, run.report)
+        state.history.append({"epoch": state.step - 1, "train_loss": state.loss, "val_srcc": val_srcc})
+        if state.best_state is None or len(run.val_part) == 0 or val_srcc > state.best_srcc:
+            state.best_srcc = val_srcc if len(run.val_part) else state.best_srcc
+            state.best_state = {k: v.detach().cpu().clone() for k, v in run.module.state_dict().items()}
+
+
+class _SaveLast(Callback):
+    """``last.pt`` after every epoch."""
+
+    def __init__(self, run: _FinetuneRun):
+        self.run = run
+
+    def on_step_end(self, state: FinetuneState) -> None:
+        self.run.save_last()
 
 
 def init_head(module, frame: pd.DataFrame, targets: np.ndarray, config: FinetuneConfig, device: str,

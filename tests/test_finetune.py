@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from iqa_fixtures import build_noise_database
 from rankiqa import metrics
-from rankiqa.checkpoint import save_checkpoint
+from rankiqa.checkpoint import load_checkpoint, save_checkpoint
 from rankiqa.cli import cli
 from rankiqa.data import load_database, make_splits
 from rankiqa.data.splits import content_groups
@@ -18,6 +18,7 @@ from rankiqa.errors import UserError
 from rankiqa.finetune import FinetuneConfig, evaluate, finetune
 from rankiqa.models import create_model, model_from_checkpoint
 from rankiqa.score import score_image, score_paths
+from rankiqa.training.loop import Callback
 
 FAST = dict(batch_size=8, patch_size=32, eval_patches=4, workers=0, device="cpu")
 
@@ -80,24 +81,16 @@ def test_interrupted_run_resumes_from_last_epoch(noise_db, tmp_path):
     class Stop(Exception):
         pass
 
-    import rankiqa.finetune as module
+    class StopAfterTwoEpochs(Callback):  # a crash once epoch 2 and its last.pt are done
+        def on_step_end(self, state):
+            if state.step == 2:
+                raise Stop
 
-    original = module._validation_srcc
-    calls = []
-
-    def stop_after_two(*args):
-        calls.append(1)
-        if len(calls) == 3:
-            raise Stop
-        return original(*args)
-
-    module._validation_srcc = stop_after_two
-    try:
-        with pytest.raises(Stop):
-            finetune(train, test, "tiny", tmp_path / "resumed", FinetuneConfig(epochs=3, lr=1e-3, **FAST))
-    finally:
-        module._validation_srcc = original
+    with pytest.raises(Stop):
+        finetune(train, test, "tiny", tmp_path / "resumed", FinetuneConfig(epochs=3, lr=1e-3, **FAST),
+                 callbacks=[StopAfterTwoEpochs()])
     assert (tmp_path / "resumed" / "last.pt").exists()
+    assert load_checkpoint(tmp_path / "resumed" / "last.pt")["epoch"] == 1  # epochs 0 and 1 are done
     resumed = finetune(train, test, "tiny", tmp_path / "resumed", FinetuneConfig(epochs=3, lr=1e-3, **FAST))
     assert len(pd.read_csv(tmp_path / "resumed" / "history.csv")) == 3
     np.testing.assert_allclose(resumed.predictions["score"], full.predictions["score"], rtol=1e-4, atol=1e-6)
