@@ -165,15 +165,7 @@ def run_benchmark(databases: list[tuple[str, str | os.PathLike]], model: str, ou
     from rankiqa.runlog import WarningLog
     from rankiqa.models import load_module
 
-    probe = resolve_probe(probe, finetune_models)
-    if len(databases) not in (1, 2):
-        raise InvalidOption(f"databases: give one database, or two for cross-database evaluation (got "
-                            f"{len(databases)})", params=("databases",))
-    if len(databases) == 2 and probe == "none":
-        raise InvalidOption("cross-database evaluation (two databases) trains on the first: add finetune_models "
-                            "(or probe ridge)", params=("databases", "finetune_models", "probe"))
-    if splits < 1:
-        raise InvalidOption(f"splits must be at least 1, got {splits}", params=("splits",))
+    probe = _check_arguments(databases, probe, finetune_models, splits)
     out_dir = Path(out_dir)
     frames = [load_database(name, root) for name, root in databases]
     config = replace(finetune_config or FinetuneConfig(), patch_size=patch_size, eval_patches=patches, seed=seed)
@@ -198,6 +190,35 @@ def run_benchmark(databases: list[tuple[str, str | os.PathLike]], model: str, ou
         predictions = pd.concat(parts, ignore_index=True)
         _require_scores(predictions, " -> ".join(name for name, _ in databases))
         per_split = per_split_metrics(predictions)
+    notes = _table_notes(probe, per_split, alphas, log)
+    table = summarise(per_split)
+    title = " -> ".join(name for name, _ in databases)
+    mode = PROBE_TITLES[probe]
+    markdown = to_markdown(table, f"{title}, {model}, {mode}, {predictions['split'].nunique()} split(s)", notes)
+    result = BenchmarkResult(per_split, table, predictions, markdown)
+    _write_outputs(out_dir, result, log, f"{title} ({mode})", report)
+    return result
+
+
+def _check_arguments(databases: list[tuple[str, str | os.PathLike]], probe: str | None, finetune_models: bool,
+                     splits: int) -> str:
+    """The probe ``run_benchmark`` runs (``resolve_probe``); ``InvalidOption`` for a database count the
+    probe cannot use or fewer than one split."""
+    probe = resolve_probe(probe, finetune_models)
+    if len(databases) not in (1, 2):
+        raise InvalidOption(f"databases: give one database, or two for cross-database evaluation (got "
+                            f"{len(databases)})", params=("databases",))
+    if len(databases) == 2 and probe == "none":
+        raise InvalidOption("cross-database evaluation (two databases) trains on the first: add finetune_models "
+                            "(or probe ridge)", params=("databases", "finetune_models", "probe"))
+    if splits < 1:
+        raise InvalidOption(f"splits must be at least 1, got {splits}", params=("splits",))
+    return probe
+
+
+def _table_notes(probe: str, per_split: pd.DataFrame, alphas: dict[int, float], log) -> list[str]:
+    """The notes under the table; zero-shot runs get no raw RMSE and ridge runs an ``alpha`` column
+    in ``per_split`` (changed in place)."""
     notes = []
     if probe == "none":
         per_split["RMSE"] = np.nan
@@ -207,24 +228,25 @@ def run_benchmark(databases: list[tuple[str, str | os.PathLike]], model: str, ou
         per_split["alpha"] = per_split["split"].map(alphas)
         values = ", ".join(f"{alphas[index]:.3g}" for index in sorted(alphas))
         notes.append(f"Ridge alpha per split (inner {INNER_CV_NOTE}): {values}.")
-    table = summarise(per_split)
-    title = " -> ".join(name for name, _ in databases)
-    mode = PROBE_TITLES[probe]
     if log:
         notes.append(f"{len(log)} warning(s), all in warnings.txt:")
         notes += log.summary()
-    markdown = to_markdown(table, f"{title}, {model}, {mode}, {predictions['split'].nunique()} split(s)", notes)
-    write_csv_atomic(predictions, out_dir / "predictions.csv")
-    write_csv_atomic(per_split, out_dir / "per_split.csv")
-    write_csv_atomic(table, out_dir / "table.csv")
-    write_text_atomic(out_dir / "table.md", markdown + "\n")
+    return notes
+
+
+def _write_outputs(out_dir: Path, result: BenchmarkResult, log, scatter_title: str, report: bool) -> None:
+    """predictions.csv, per_split.csv, table.csv, table.md, warnings.txt, scatter.png (and
+    report.html with ``report``) in ``out_dir``."""
+    write_csv_atomic(result.predictions, out_dir / "predictions.csv")
+    write_csv_atomic(result.per_split, out_dir / "per_split.csv")
+    write_csv_atomic(result.table, out_dir / "table.csv")
+    write_text_atomic(out_dir / "table.md", result.markdown + "\n")
     write_text_atomic(out_dir / "warnings.txt", log.text())
-    scatter_plot(predictions, out_dir / "scatter.png", f"{title} ({mode})")
+    scatter_plot(result.predictions, out_dir / "scatter.png", scatter_title)
     if report:
         from rankiqa.report import write_benchmark_report
 
-        write_benchmark_report(out_dir, table, markdown)
-    return BenchmarkResult(per_split, table, predictions, markdown)
+        write_benchmark_report(out_dir, result.table, result.markdown)
 
 
 def _require_scores(predictions: pd.DataFrame, title: str) -> None:

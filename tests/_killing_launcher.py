@@ -10,7 +10,8 @@ The tests that check resuming after ``kill -9`` run the CLI through this script 
 process, so the kill lands at a chosen point without racing a timer, and the product itself has no
 testing hook: the fault is injected from here (a training callback, or a wrapper around the
 function that records a finished reference in the driver, or the one that writes an image; the
-latter counts only in this process, so run ``generate`` with one worker).
+latter counts only in this process, so run ``generate`` with one worker). It also holds a Ray
+worker setup hook that pauses a generate task (``pause_the_first_generate_task``).
 """
 from __future__ import annotations
 
@@ -55,6 +56,35 @@ def _kill_after_calls(function, count: int):
         return result
 
     return wrapper
+
+
+PAUSE_FILE_ENV = "RANKIQA_TEST_PAUSE_FILE"
+"""For ``pause_the_first_generate_task``: the file its paused worker writes its PID to."""
+
+
+def pause_the_first_generate_task() -> None:
+    """A Ray ``worker_process_setup_hook``: in the first worker to claim ``$RANKIQA_TEST_PAUSE_FILE``,
+    the first generate task writes one image, then the worker's PID to that file, and sleeps, so a
+    test can SIGKILL a worker in the middle of a task."""
+    import time
+
+    from rankiqa import generate_worker
+    from rankiqa.atomic import write_text_atomic
+
+    target = os.environ[PAUSE_FILE_ENV]
+    original = generate_worker._save
+
+    def save_then_pause(path, image, image_format):
+        original(path, image, image_format)
+        generate_worker._save = original
+        try:
+            os.close(os.open(f"{target}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return  # another worker paused already
+        write_text_atomic(target, str(os.getpid()))
+        time.sleep(120)
+
+    generate_worker._save = save_then_pause
 
 
 def install(kind: str, count: int) -> None:

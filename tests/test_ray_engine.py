@@ -8,6 +8,7 @@ none is left.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -25,8 +26,9 @@ import torch
 from rankiqa.cli import main
 from rankiqa.errors import UserError
 from rankiqa.generate import PROGRESS_DIR, generate
-from rankiqa.ray_engine import INSTALL_HINT, PAUSE_WORKER_ENV, local_cluster, score_with_ray, write_rows
+from rankiqa.ray_engine import INSTALL_HINT, local_cluster, score_with_ray, write_rows
 from rankiqa.score import Scorer, load_module
+from _killing_launcher import PAUSE_FILE_ENV
 from test_generate import make_photos, tree
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,10 +80,17 @@ def test_generate_on_cluster_is_byte_identical_to_local(cluster, src, tmp_path, 
     assert len(tree(tmp_path / "local")) == 4 * 16 + 4 + 3  # images, markers, manifest + skipped + settings
 
 
-def test_worker_killed_mid_task_is_retried_with_the_same_output(cluster, src, tmp_path, monkeypatch):
+def test_worker_killed_mid_task_is_retried_with_the_same_output(cluster, src, tmp_path):
+    import ray
+
     run_local(src, tmp_path / "local")
     pid_file = tmp_path / "paused-worker.pid"
-    monkeypatch.setenv(PAUSE_WORKER_ENV, str(pid_file))  # the first task pauses after writing one image
+    # the first task pauses after writing one image: a setup hook installs that in every worker of
+    # this connection, which generate then reuses (the product has no testing hook)
+    ray.init(address=cluster, logging_level=logging.WARNING, runtime_env={
+        "worker_process_setup_hook": "_killing_launcher.pause_the_first_generate_task",
+        "env_vars": {"PYTHONPATH": os.pathsep.join([str(REPO / "tests"), child_env()["PYTHONPATH"]]),
+                     PAUSE_FILE_ENV: str(pid_file)}})
     killed: list[int] = []
 
     def kill_the_paused_worker() -> None:
@@ -95,9 +104,12 @@ def test_worker_killed_mid_task_is_retried_with_the_same_output(cluster, src, tm
 
     killer = threading.Thread(target=kill_the_paused_worker, daemon=True)
     killer.start()
-    summary = run_ray(src, tmp_path / "ray", cluster)
+    try:
+        summary = run_ray(src, tmp_path / "ray", cluster)
+    finally:
+        ray.shutdown()
     killer.join(timeout=5)
-    assert killed, "no task paused: the testing hook did not reach the worker"
+    assert killed, "no task paused: the setup hook did not reach the worker"
     with pytest.raises(ProcessLookupError):
         os.kill(killed[0], 0)
     assert summary.images_total == 64 and summary.skipped == 0
