@@ -18,16 +18,10 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from _shared import photo
+
 SCORED = "scored"
 PATCH = 32
-
-
-def photo(seed: int, height: int = 72, width: int = 88) -> np.ndarray:
-    """A seeded uint8 RGB 'photo' with smooth structure and texture."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    base = np.stack([128 + 90 * np.sin(xx / (5 + seed)), 128 + 90 * np.cos(yy / 6), (xx + yy + 20 * seed) % 256], 2)
-    return np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
 
 
 def _encoded(image: np.ndarray | Image.Image, fmt: str, **options) -> bytes:

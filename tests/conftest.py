@@ -1,10 +1,9 @@
-"""Shared fixtures: seeded synthetic images and the optional shared data folder.
+"""Shared fixtures: seeded synthetic images, the tiny model and its checkpoint, the optional shared
+data folder. Test modules never import this file: the helpers they import live in ``_shared.py``.
 
-Tests that need the project's shared development data (``../shared/data``, not shipped) get it
-ONLY through ``require_shared`` (or the ``shared_data`` fixture, which calls it). Without the folder
-they skip with a reason, except when ``RANKIQA_REQUIRE_SHARED=1`` (set by ``.ci/run``): then the
-``pytest_runtest_makereport`` hook below turns that skip into a failure, so CI can never go green
-while silently losing the tests that read real label files.
+A skip raised by ``_shared.require_shared`` (the shared development data is missing) becomes a
+failure under ``RANKIQA_REQUIRE_SHARED=1`` (set by ``.ci/run``), through the hook below, so CI can
+never go green while silently losing the tests that read real label files.
 """
 from __future__ import annotations
 
@@ -15,21 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _shared import REPO, REQUIRE_SHARED_ENV, SHARED_SKIP_PREFIX, require_shared
+
 pytest_plugins = ["pytester"]  # tests/test_conftest.py checks the hook below in a child pytest
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-REQUIRE_SHARED_ENV = "RANKIQA_REQUIRE_SHARED"
-SHARED_SKIP_PREFIX = "needs the shared development data:"
-
-
-def require_shared(*parts: str) -> Path:
-    """``SHARED_DATA / parts``; skips the calling test (a failure under ``RANKIQA_REQUIRE_SHARED=1``)
-    when it does not exist."""
-    path = SHARED_DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{SHARED_SKIP_PREFIX} {path} not found (not shipped; {REQUIRE_SHARED_ENV}=1 makes this a failure)")
-    return path
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -72,9 +59,7 @@ def shared_data() -> Path:
     return require_shared()
 
 
-@pytest.fixture
-def tiny_module():
-    """The seeded untrained ``tiny`` backbone model, in eval mode."""
+def _tiny_model():
     import torch
 
     from rankiqa.models import create_model
@@ -84,12 +69,20 @@ def tiny_module():
 
 
 @pytest.fixture
-def tiny_checkpoint(tmp_path, tiny_module) -> Path:
-    """``tiny_module`` saved as a rankiqa checkpoint (``tmp_path/tiny.pt``)."""
+def tiny_module():
+    """The seeded untrained ``tiny`` backbone model, in eval mode."""
+    return _tiny_model()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """``tiny_module``'s model saved once per session as a rankiqa checkpoint (``.../tiny.pt``);
+    read-only: copy it before changing it."""
     from rankiqa.checkpoint import save_checkpoint
 
-    path = tmp_path / "tiny.pt"
-    save_checkpoint(path, {"model_config": tiny_module.config, "model_state": tiny_module.state_dict()})
+    model = _tiny_model()
+    path = tmp_path_factory.mktemp("tiny") / "tiny.pt"
+    save_checkpoint(path, {"model_config": model.config, "model_state": model.state_dict()})
     return path
 
 

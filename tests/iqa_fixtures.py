@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 from scipy.io import savemat
 
+from rankiqa.data.databases import LIVE_FOLDERS
+
 Writer = Callable[[Path], None]
-LIVE_FOLDERS = (("jp2k", 227), ("jpeg", 233), ("wn", 174), ("gblur", 174), ("fastfading", 174))
 
 
 def touch(path: Path) -> None:

@@ -21,7 +21,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bad_inputs import CHECKPOINT_CASES, CSV_CASES, I11, IMAGE_CASES, LOW_16BIT, PATCH, SCORED, photo, _pgm16
+from _shared import photo
+from bad_inputs import CHECKPOINT_CASES, CSV_CASES, I11, IMAGE_CASES, LOW_16BIT, PATCH, SCORED, _pgm16
 from rankiqa.cli import main
 from rankiqa.errors import UserError
 
@@ -58,20 +59,6 @@ def cases(surface: str, selected=IMAGE_CASES):
 
 
 @pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory) -> Path:
-    import torch
-
-    from rankiqa.checkpoint import save_checkpoint
-    from rankiqa.models import create_model
-
-    torch.manual_seed(0)
-    model = create_model("tiny")
-    path = tmp_path_factory.mktemp("weights") / "tiny.pt"
-    save_checkpoint(path, {"model_config": model.config, "model_state": model.state_dict()})
-    return path
-
-
-@pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     """One folder holding every IMAGE_CASES file, plus good1.png and good2.png."""
     folder = tmp_path_factory.mktemp("corpus")
@@ -98,9 +85,9 @@ def _check_skip_or_scored(case, path: Path, scored_paths: list[str], stderr: str
 
 
 @pytest.mark.parametrize("case", cases("score"))
-def test_score_cli_json_and_csv(case, corpus, tiny_weights):
+def test_score_cli_json_and_csv(case, corpus, tiny_checkpoint):
     bad, goods = corpus / case.name, [corpus / "good1.png", corpus / "good2.png"]
-    base = ["score", str(goods[0]), str(bad), str(goods[1]), "--weights", str(tiny_weights), *SCORING]
+    base = ["score", str(goods[0]), str(bad), str(goods[1]), "--weights", str(tiny_checkpoint), *SCORING]
     code, out, err = run_cli([*base, "--format", "json"])
     assert code == 0
     rows = json.loads(out, parse_constant=lambda name: pytest.fail(f"invalid JSON constant {name}"))
@@ -116,7 +103,7 @@ def test_score_cli_json_and_csv(case, corpus, tiny_weights):
 
 
 @pytest.mark.parametrize("case", cases("score_folder"))
-def test_score_folder_scan_reports_every_bad_file(case, corpus, tiny_weights, folder_scan):
+def test_score_folder_scan_reports_every_bad_file(case, corpus, tiny_checkpoint, folder_scan):
     code, rows, err = folder_scan
     if case.name == "folder.jpg":  # a folder among the inputs' children is not an input
         assert not reports(err, corpus / case.name)
@@ -125,9 +112,9 @@ def test_score_folder_scan_reports_every_bad_file(case, corpus, tiny_weights, fo
 
 
 @pytest.fixture(scope="module")
-def folder_scan(corpus, tiny_weights, tmp_path_factory):
+def folder_scan(corpus, tiny_checkpoint, tmp_path_factory):
     output = tmp_path_factory.mktemp("scan") / "scores.json"
-    code, _, err = run_cli(["score", str(corpus), "--weights", str(tiny_weights), *SCORING, "--format", "json",
+    code, _, err = run_cli(["score", str(corpus), "--weights", str(tiny_checkpoint), *SCORING, "--format", "json",
                             "--output", str(output)])
     rows = json.loads(output.read_text())
     assert code == 0 and {str(corpus / "good1.png"), str(corpus / "good2.png")} <= {row["path"] for row in rows}
@@ -139,10 +126,10 @@ def folder_scan(corpus, tiny_weights, tmp_path_factory):
 
 
 @pytest.mark.parametrize("case", cases("api"))
-def test_python_api(case, corpus, tiny_weights):
+def test_python_api(case, corpus, tiny_checkpoint):
     import rankiqa
 
-    scorer = rankiqa.load_model(tiny_weights, patches=2, patch_size=PATCH)
+    scorer = rankiqa.load_model(tiny_checkpoint, patches=2, patch_size=PATCH)
     bad = corpus / case.name
     results = list(scorer.score_many([corpus / "good1.png", bad, corpus / "good2.png"]))
     assert results[0].error is None and results[2].error is None
@@ -184,10 +171,10 @@ def test_exif_orientation_is_applied_when_scoring_a_path(corpus):
     assert read_for_scoring(corpus / "rotated.jpg").shape == (96, 64, 3)  # stored 64 high x 96 wide
 
 
-def test_exif_orientation_is_applied_when_scoring_a_pil_image(corpus, tiny_weights):
+def test_exif_orientation_is_applied_when_scoring_a_pil_image(corpus, tiny_checkpoint):
     import rankiqa
 
-    scorer = rankiqa.load_model(tiny_weights, patches=2, patch_size=PATCH)
+    scorer = rankiqa.load_model(tiny_checkpoint, patches=2, patch_size=PATCH)
     with Image.open(corpus / "rotated.jpg") as image:
         assert scorer.score(image) == pytest.approx(scorer.score(corpus / "rotated.jpg"))
 
@@ -246,7 +233,7 @@ def test_train_pristine_on_the_corpus(corpus, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def benchmark_run(corpus, tiny_weights, tmp_path_factory):
+def benchmark_run(corpus, tiny_checkpoint, tmp_path_factory):
     work = tmp_path_factory.mktemp("bench")
     goods = []
     for seed in range(6):
@@ -256,7 +243,7 @@ def benchmark_run(corpus, tiny_weights, tmp_path_factory):
     rows = goods + [(str(corpus / case.name), 2.5) for case in listed]
     pd.DataFrame(rows, columns=["path", "mos"]).to_csv(work / "db.csv", index=False)
     code, out, err = run_cli(["benchmark", "--database", "csv", "--root", str(work / "db.csv"), "--weights",
-                              str(tiny_weights), *SCORING, "--device", "cpu", "--out", str(work / "out"),
+                              str(tiny_checkpoint), *SCORING, "--device", "cpu", "--out", str(work / "out"),
                               "--cache", str(work / "cache")])
     predictions = pd.read_csv(work / "out" / "predictions.csv")
     pd.read_csv(work / "out" / "table.csv")
@@ -278,12 +265,12 @@ def test_benchmark_csv_database(case, corpus, benchmark_run):
 
 
 @pytest.mark.parametrize("case", CSV_CASES, ids=[case.id for case in CSV_CASES])
-def test_benchmark_refuses_a_bad_csv_database_with_one_line(case, tmp_path, tiny_weights):
+def test_benchmark_refuses_a_bad_csv_database_with_one_line(case, tmp_path, tiny_checkpoint):
     for name in ("a.png", "b.png"):
         Image.fromarray(photo(len(name))).save(tmp_path / name)
     (tmp_path / "db.csv").write_text(case.text)
     code, out, err = run_cli(["benchmark", "--database", "csv", "--root", str(tmp_path / "db.csv"), "--weights",
-                              str(tiny_weights), *SCORING, "--out", str(tmp_path / "out")])
+                              str(tiny_checkpoint), *SCORING, "--out", str(tmp_path / "out")])
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and re.search(case.expect, err), err
     assert "db.csv" in err

@@ -4,11 +4,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from conftest import require_shared
+from _shared import require_shared
 from iqa_fixtures import build_noise_database, build_tid2013, png_writer
 from rankiqa import metrics
 from rankiqa.benchmark import run_benchmark, summarise, to_markdown
-from rankiqa.checkpoint import save_checkpoint
 from rankiqa.cli import cli, main
 from rankiqa.data.splits import content_groups
 from rankiqa.models import create_model
@@ -23,14 +22,6 @@ def tid_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("tid2013")
     build_tid2013(labels, root, png_writer(40), keep=lambda ref, kind: ref <= 6 and kind in (1, 8, 10))
     return root
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("weights") / "tiny.pt"
-    model = create_model("tiny")
-    save_checkpoint(path, {"model_config": model.config, "model_state": model.state_dict()})
-    return path
 
 
 def test_zero_shot_table_matches_scipy_and_is_cached(tid_root, tmp_path, monkeypatch):

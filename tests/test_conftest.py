@@ -6,12 +6,12 @@ import pytest
 CHILD_TEST = '''
 from pathlib import Path
 
-import conftest
+import _shared
 
 
 def test_needs_shared_data(monkeypatch):
-    monkeypatch.setattr(conftest, "SHARED_DATA", Path("/nonexistent/shared/data"))
-    conftest.require_shared("labels")
+    monkeypatch.setattr(_shared, "SHARED_DATA", Path("/nonexistent/shared/data"))
+    _shared.require_shared("labels")
 
 
 def test_ordinary_skip_stays_a_skip():
@@ -23,6 +23,7 @@ def test_ordinary_skip_stays_a_skip():
 @pytest.mark.parametrize(("value", "failed", "skipped"), [(None, 0, 2), ("0", 0, 2), ("1", 1, 1)])
 def test_missing_shared_data_fails_only_when_required(pytester, monkeypatch, value, failed, skipped):
     pytester.makeconftest((Path(__file__).with_name("conftest.py")).read_text())
+    pytester.makepyfile(_shared=(Path(__file__).with_name("_shared.py")).read_text())
     pytester.makepyfile(test_child=CHILD_TEST)
     if value is None:
         monkeypatch.delenv("RANKIQA_REQUIRE_SHARED", raising=False)

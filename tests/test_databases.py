@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from conftest import require_shared
+from _shared import require_shared
 from iqa_fixtures import BUILDERS, build_live, build_tid2013, database_root
 from rankiqa.data import list_databases, load_database, make_splits
 from rankiqa.data.databases import COLUMNS, DATABASES

@@ -5,26 +5,14 @@ import csv
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from PIL import Image
 
 import distortions
-from rankiqa.checkpoint import save_checkpoint
 from rankiqa.cli import cli
 from rankiqa.demo import DemoResult, bundled_images, demo_distortions, run_demo
-from rankiqa.models import create_model
 from rankiqa.errors import UserError
 from rankiqa.score import load_model
-
-
-@pytest.fixture
-def tiny_checkpoint(tmp_path):
-    torch.manual_seed(0)
-    model = create_model("tiny")
-    path = tmp_path / "tiny.pt"
-    save_checkpoint(path, {"model_config": model.config, "model_state": model.state_dict()})
-    return path
 
 
 def test_srcc_is_plus_one_for_a_perfect_order_and_minus_one_reversed():

@@ -173,7 +173,7 @@ def test_published_tables_match_the_shared_reference_when_present():
     """The constants above are copied from the reference; re-read it (when the shared folder is
     there) to catch a copying mistake. The test above does not depend on it."""
     if not REFERENCE.is_file():
-        from conftest import require_shared
+        from _shared import require_shared
 
         require_shared("..", "reference", "distortions.md")
     kadid = _reference_rows("## 1. KADID-10k")

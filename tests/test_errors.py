@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 import distortions
+from _shared import noise
 from rankiqa.cli import COMMANDS, cli, main
 from rankiqa.cli.command import Command, with_flags
 from rankiqa.errors import InvalidOption, RankiqaError, UnknownName, UserError
@@ -27,9 +28,9 @@ def run_main(args: list[str], capsys) -> tuple[int, str]:
 
 
 @pytest.fixture
-def photo(tmp_path):
+def photo_file(tmp_path):
     path = tmp_path / "a.png"
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(path)
+    Image.fromarray(noise(0, 48, 48)).save(path)
     return path
 
 
@@ -85,7 +86,7 @@ def test_flags_replace_whole_parameter_names_only():
     assert with_flags("seed 3", ["seed"], flags) == "seed 3"  # a name the command does not have stays
 
 
-def test_library_messages_name_parameters_and_commands_name_their_flags(tmp_path, photo, capsys):
+def test_library_messages_name_parameters_and_commands_name_their_flags(tmp_path, photo_file, capsys):
     from rankiqa.train import TrainConfig
 
     with pytest.raises(InvalidOption, match=r"^give at most one of steps \(1\) or epochs \(2\)$"):
@@ -94,7 +95,7 @@ def test_library_messages_name_parameters_and_commands_name_their_flags(tmp_path
                           "--epochs", "2"], capsys)
     assert (code, err) == (2, "Error: give at most one of --steps (1) or --epochs (2)\n")
 
-    code, err = run_main(["score", str(photo), "--model", "tiny", "--patches", "0"], capsys)
+    code, err = run_main(["score", str(photo_file), "--model", "tiny", "--patches", "0"], capsys)
     assert (code, err) == (2, "Error: --patches must be a positive int, got 0\n")
 
     code, err = run_main(["generate", str(tmp_path / "none"), str(tmp_path / "out")], capsys)
@@ -110,18 +111,18 @@ def test_a_distortions_error_is_one_line(tmp_path, capsys):
 
 @pytest.mark.parametrize("bug", [ValueError("a numpy-style bug"), KeyError("a missing key"),
                                  OSError("an OSError that names no file")])
-def test_a_bug_keeps_its_traceback_even_when_it_is_a_value_error(bug, photo, monkeypatch):
+def test_a_bug_keeps_its_traceback_even_when_it_is_a_value_error(bug, photo_file, monkeypatch):
     def broken(*args, **kwargs):
         raise bug
 
     monkeypatch.delenv("RANKIQA_DEBUG", raising=False)
     monkeypatch.setattr("rankiqa.score.report_scores", broken)
     with pytest.raises(type(bug)) as caught:
-        main(["score", str(photo), "--model", "tiny", "--patch-size", "32"])
+        main(["score", str(photo_file), "--model", "tiny", "--patch-size", "32"])
     assert caught.value is bug
 
 
-def test_a_file_system_error_naming_a_file_is_one_line(photo, tmp_path, monkeypatch, capsys):
+def test_a_file_system_error_naming_a_file_is_one_line(photo_file, tmp_path, monkeypatch, capsys):
     full = str(tmp_path / "scores.csv")
 
     def disk_full(*args, **kwargs):
@@ -129,7 +130,7 @@ def test_a_file_system_error_naming_a_file_is_one_line(photo, tmp_path, monkeypa
 
     monkeypatch.delenv("RANKIQA_DEBUG", raising=False)
     monkeypatch.setattr("rankiqa.score.report_scores", disk_full)
-    code, err = run_main(["score", str(photo), "--model", "tiny", "--patch-size", "32"], capsys)
+    code, err = run_main(["score", str(photo_file), "--model", "tiny", "--patch-size", "32"], capsys)
     assert (code, err) == (2, f"Error: {full}: No space left on device\n")
 
 

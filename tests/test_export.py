@@ -27,7 +27,7 @@ def _trained_like(backbone: str) -> torch.nn.Module:
 
 
 @pytest.fixture
-def tiny_checkpoint(tmp_path):
+def run_checkpoint(tmp_path):
     model = _trained_like("tiny")
     path = tmp_path / "run" / "best.pt"
     save_checkpoint(path, {"model_config": model.config, "model_state": model.state_dict(), "step": 7, "optimizer_state": {}})
@@ -76,29 +76,29 @@ def test_torchscript_and_onnx_match_pytorch_efficientnet_lite0(tmp_path):
 
 
 @pytest.mark.parametrize("half", [True, False])
-def test_strip_keeps_only_config_and_weights(tmp_path, tiny_checkpoint, half):
-    out = strip_checkpoint(tiny_checkpoint, tmp_path / "default.pt", half=half)
+def test_strip_keeps_only_config_and_weights(tmp_path, run_checkpoint, half):
+    out = strip_checkpoint(run_checkpoint, tmp_path / "default.pt", half=half)
     payload = load_checkpoint(out)
     assert sorted(payload) == ["model_config", "model_state"]
     dtype = torch.float16 if half else torch.float32
     assert all(t.dtype == dtype for t in payload["model_state"].values() if t.is_floating_point())
-    original = model_from_checkpoint(tiny_checkpoint)
+    original = model_from_checkpoint(run_checkpoint)
     if half:  # the reference for float16 storage: the original weights rounded to float16 and back
         original.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in original.state_dict().items()})
     stripped = model_from_checkpoint(out)
     x = _inputs(4, 32)
     with torch.no_grad():
         torch.testing.assert_close(stripped(x), original(x), atol=0.0, rtol=0.0)
-    assert out.stat().st_size < tiny_checkpoint.stat().st_size
+    assert out.stat().st_size < run_checkpoint.stat().st_size
 
 
-def test_cli_exports_each_format(tmp_path, tiny_checkpoint):
+def test_cli_exports_each_format(tmp_path, run_checkpoint):
     runner = CliRunner()
     for fmt, name in [("torchscript", "m.ts"), ("onnx", "m.onnx"), ("weights", "w.pt")]:
-        result = runner.invoke(cli, ["export", "--weights", str(tiny_checkpoint), "--format", fmt, "--out", str(tmp_path / name), "--patch-size", "32"])
+        result = runner.invoke(cli, ["export", "--weights", str(run_checkpoint), "--format", fmt, "--out", str(tmp_path / name), "--patch-size", "32"])
         assert result.exit_code == 0, result.output
     # what the CLI wrote computes what the checkpoint's torch model computes
-    model = model_from_checkpoint(tiny_checkpoint).eval()
+    model = model_from_checkpoint(run_checkpoint).eval()
     _check_exported_files(model, tmp_path / "m.ts", tmp_path / "m.onnx", [(3, 32), (1, 48)])
     weights = model_from_checkpoint(tmp_path / "w.pt").eval()
     with torch.no_grad():  # float16 storage: equal to the original with weights rounded to float16

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 import distortions
+from _shared import make_photos, photo, tree
 from rankiqa.cli import main
 from rankiqa.errors import UserError
 from rankiqa.generate import (
@@ -31,29 +32,6 @@ from rankiqa.imageio import UnusableImage, load_pristine
 from rankiqa.seeding import stable_seed
 
 TYPES = ["gaussian_blur", "white_noise"]
-
-
-def photo(seed: int, width: int = 96, height: int = 80) -> np.ndarray:
-    """A small seeded RGB 'photo' with smooth structure and texture."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    base = np.stack([128 + 90 * np.sin(xx / (5 + seed)), 128 + 90 * np.cos(yy / 6), (xx + yy + 20 * seed) % 256], 2)
-    return np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
-
-
-def make_photos(folder: Path, count: int, size: tuple[int, int] = (96, 80)) -> list[str]:
-    names = [f"sub/p{i:02d}.png" if i % 3 == 0 else f"p{i:02d}.png" for i in range(count)]
-    for i, name in enumerate(names):
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(photo(i, *size)).save(folder / name)
-    return sorted(names)
-
-
-def tree(folder: Path) -> dict[str, bytes]:
-    """Every output file under ``folder`` (relative posix path -> bytes); the OUT_DIR lock files, which
-    hold the pid of the last run (``rankiqa.folderlock``), are not output and are left out."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and not p.name.startswith(".lock")}
 
 
 def run(src: Path, out: Path, **options) -> object:
@@ -228,7 +206,7 @@ def messy(tmp_path) -> Path:
     (folder / "truncated.png").write_bytes(data[: len(data) // 2])
     (folder / "whole.png").unlink()
     (folder / "text.jpg").write_text("this is not an image")
-    Image.fromarray(photo(5, 60, 90)).save(folder / "tiny.png")
+    Image.fromarray(photo(5, height=90, width=60)).save(folder / "tiny.png")
     frames = [Image.fromarray(photo(6 + i)) for i in range(3)]
     frames[0].save(folder / "animated.gif", save_all=True, append_images=frames[1:])
     Image.fromarray((photo(9)[:, :, 0].astype(np.uint16) * 257)).save(folder / "gray16.png")
@@ -273,7 +251,7 @@ def test_every_bad_input_is_skipped_or_converted(messy, tmp_path):
 
 def test_load_pristine_limits(tmp_path):
     path = tmp_path / "big.png"
-    Image.fromarray(photo(0, 200, 150)).save(path)
+    Image.fromarray(photo(0, height=150, width=200)).save(path)
     with pytest.raises(UnusableImage, match="decompression bomb"):
         load_pristine(path, max_pixels=5000)
     assert load_pristine(path, max_side=100).image.shape == (75, 100, 3)

@@ -14,7 +14,8 @@ import sys
 
 import pytest
 from PIL import Image
-from test_generate import TYPES, make_photos, photo, run, tree
+from _shared import make_photos, photo, tree
+from test_generate import TYPES, run
 
 from rankiqa.cli import main
 from rankiqa.folderlock import folder_lock

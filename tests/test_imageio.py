@@ -12,14 +12,11 @@ from PIL import Image
 from PIL.TiffImagePlugin import ImageFileDirectory_v2
 
 import rankiqa.imageio
+from _shared import noise
 from rankiqa.cli import cli
 from rankiqa.errors import UserError
 from rankiqa.imageio import MAX_ASPECT, RefusedImage, UnusableImage, fit_to_patch, header_problem, load_pristine
 from rankiqa.score import Scorer, read_for_scoring
-
-
-def texture(height: int, width: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
 # --- defect 1: elongated images -----------------------------------------------------------------
@@ -28,8 +25,8 @@ def test_an_elongated_strip_is_a_reported_skip_and_the_good_image_is_still_score
     # 32 x 4000 px (125:1, 128 k pixels, ~0.4 MB decoded): before the fix it was upscaled to 224 x 28000
     folder = tmp_path / "batch"
     folder.mkdir()
-    Image.fromarray(texture(32, 4000)).save(folder / "strip.png")
-    Image.fromarray(texture(64, 80, 1)).save(folder / "good.png")
+    Image.fromarray(noise(0, 32, 4000)).save(folder / "strip.png")
+    Image.fromarray(noise(1, 64, 80)).save(folder / "good.png")
     result = CliRunner().invoke(cli, ["score", str(folder), "--weights", str(tiny_checkpoint), "--patches", "2",
                                       "--patch-size", "32", "--format", "csv"])
     assert result.exit_code == 0, result.output
@@ -40,7 +37,7 @@ def test_an_elongated_strip_is_a_reported_skip_and_the_good_image_is_still_score
 
 def test_the_aspect_limit_is_checked_from_the_header_before_decoding(tmp_path, monkeypatch):
     path = tmp_path / "strip.png"
-    Image.fromarray(texture(2, 300)).save(path)
+    Image.fromarray(noise(0, 2, 300)).save(path)
     monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("decoded an image the header refuses"))
     with pytest.raises(UnusableImage, match="more elongated than 100:1"):
         load_pristine(path, min_side=1)
@@ -48,12 +45,12 @@ def test_the_aspect_limit_is_checked_from_the_header_before_decoding(tmp_path, m
 
 
 def test_the_pixel_limit_applies_after_the_upscale(tmp_path, tiny_module, monkeypatch):
-    strip = texture(40, 1000)  # 25:1 and 40 k pixels: fine as is, 224 x 5600 = 1.25 M pixels once upscaled
+    strip = noise(0, 40, 1000)  # 25:1 and 40 k pixels: fine as is, 224 x 5600 = 1.25 M pixels once upscaled
     with pytest.raises(RefusedImage, match="224 x|5600x224, above 1000000 pixels"):
         fit_to_patch(strip, 224, max_pixels=1_000_000)
     assert fit_to_patch(strip, 224, max_pixels=2_000_000).shape == (224, 5600, 3)
     Image.fromarray(strip).save(tmp_path / "strip.png")
-    Image.fromarray(texture(64, 80, 1)).save(tmp_path / "good.png")
+    Image.fromarray(noise(1, 64, 80)).save(tmp_path / "good.png")
     monkeypatch.setattr(rankiqa.imageio, "DEFAULT_MAX_PIXELS", 1_000_000)
     results = list(Scorer(tiny_module, patches=2, patch_size=224).score_many([tmp_path / "strip.png", tmp_path / "good.png"]))
     assert "too large once upscaled for 224-px patches: 1000x40 would become 5600x224" in results[0].error
@@ -62,8 +59,8 @@ def test_the_pixel_limit_applies_after_the_upscale(tmp_path, tiny_module, monkey
 
 def test_in_memory_strips_are_refused_too(tiny_module):
     with pytest.raises(UserError, match="elongated"):
-        Scorer(tiny_module, patches=2, patch_size=32).score(texture(32, 3300))
-    assert fit_to_patch(texture(32, 3200), 32).shape == (32, 3200, 3)  # exactly 100:1 is accepted
+        Scorer(tiny_module, patches=2, patch_size=32).score(noise(0, 32, 3300))
+    assert fit_to_patch(noise(0, 32, 3200), 32).shape == (32, 3200, 3)  # exactly 100:1 is accepted
 
 
 # --- defect 10: declared bit depth, floats, EXIF on PIL images ------------------------------------
@@ -123,13 +120,13 @@ def test_sample_formats_without_a_faithful_conversion_are_a_clear_skip(tmp_path,
 def test_a_pil_image_is_scored_with_its_exif_orientation_like_its_file(tmp_path, tiny_module):
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise on display
-    Image.fromarray(texture(48, 96)).save(tmp_path / "rotated.png", exif=exif)
+    Image.fromarray(noise(0, 48, 96)).save(tmp_path / "rotated.png", exif=exif)
     scorer = Scorer(tiny_module, patches=4, patch_size=32)
     by_path = scorer.score(tmp_path / "rotated.png")
     assert read_for_scoring(tmp_path / "rotated.png").shape == (96, 48, 3)
     with Image.open(tmp_path / "rotated.png") as im:
         assert scorer.score(im) == by_path
-    assert scorer.score(texture(48, 96)) != by_path  # the unrotated pixels score differently
+    assert scorer.score(noise(0, 48, 96)) != by_path  # the unrotated pixels score differently
 
 
 def test_a_16_bit_pil_image_is_scored_like_its_file(tmp_path, tiny_module):

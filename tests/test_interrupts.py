@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rankiqa.generate import PROGRESS_DIR, generate
-from test_generate import make_photos, tree
+from _shared import make_photos, tree
 
 # slow enough per photo (~0.4 s) that a test can catch one half written; all deterministic
 SLOW_TYPES = ["gaussian_blur", "jpeg2000", "denoise", "color_quantization", "white_noise"]

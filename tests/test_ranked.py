@@ -10,18 +10,12 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from _shared import photo
 from rankiqa.data import RankedSets, split_references
 from rankiqa.errors import UserError
 from rankiqa.generate import generate
 
 TYPES = ["gaussian_blur", "white_noise"]
-
-
-def photo(seed: int, width: int, height: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    base = np.stack([128 + 90 * np.sin(xx / (4 + seed)), 128 + 90 * np.cos(yy / 5), (3 * xx + yy) % 256], 2)
-    return np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +24,9 @@ def folders(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("ranked")
     photos = root / "photos"
     (photos / "sub").mkdir(parents=True)
-    Image.fromarray(photo(0, 120, 96)).save(photos / "a.png")
-    Image.fromarray(photo(1, 96, 112)).save(photos / "sub" / "b.png")
-    Image.fromarray(photo(2, 72, 66)).save(photos / "small.png")
+    Image.fromarray(photo(0, height=96, width=120)).save(photos / "a.png")
+    Image.fromarray(photo(1, height=112, width=96)).save(photos / "sub" / "b.png")
+    Image.fromarray(photo(2, height=66, width=72)).save(photos / "small.png")
     (photos / "broken.jpg").write_text("not an image")
     generate(photos, root / "out", distortion_names=TYPES, seed=5, progress=False, log=lambda message: None)
     return photos, root / "out"

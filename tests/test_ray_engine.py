@@ -29,7 +29,7 @@ from rankiqa.generate import PROGRESS_DIR, generate
 from rankiqa.ray_engine import INSTALL_HINT, local_cluster, score_with_ray, write_rows
 from rankiqa.score import Scorer, load_module
 from _killing_launcher import PAUSE_FILE_ENV
-from test_generate import make_photos, tree
+from _shared import make_photos, tree
 
 REPO = Path(__file__).resolve().parents[1]
 TYPES = ["gaussian_blur", "white_noise", "jpeg"]

@@ -13,6 +13,7 @@ from PIL import Image
 
 import distortions
 import rankiqa
+from _shared import noise
 from rankiqa.checkpoint import save_checkpoint
 from rankiqa.cli import cli
 from rankiqa.errors import UserError
@@ -36,22 +37,19 @@ from rankiqa.score import (
 PATCH = 32
 
 
-def _image(seed: int, height: int = 70, width: int = 90) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-
 
 @pytest.fixture
 def image_folder(tmp_path):
     folder = tmp_path / "photos"
     (folder / "sub").mkdir(parents=True)
     for i in range(3):
-        Image.fromarray(_image(i)).save(folder / f"img{i}.png")
-    Image.fromarray(_image(9)).save(folder / "sub" / "deep.png")
+        Image.fromarray(noise(i, 70, 90)).save(folder / f"img{i}.png")
+    Image.fromarray(noise(9, 70, 90)).save(folder / "sub" / "deep.png")
     return folder
 
 
 def test_score_image_matches_a_hand_computed_reference(tiny_module):
-    image = _image(1)
+    image = noise(1, 70, 90)
     mean, std, per_patch = score_image(tiny_module, image, patches=7, patch_size=PATCH, seed=3)
     positions = patch_positions(image.shape, 7, PATCH, stable_seed(3, *image.shape[:2]))
     expected = []
@@ -68,12 +66,12 @@ def test_patch_positions_are_in_range_and_cover_the_valid_area():
     positions = patch_positions((70, 90, 3), 2000, PATCH, seed=5)
     assert positions[:, 0].min() == 0 and positions[:, 0].max() == 70 - PATCH
     assert positions[:, 1].min() == 0 and positions[:, 1].max() == 90 - PATCH
-    crops = crop_patches(_image(0), positions[:4], PATCH)
+    crops = crop_patches(noise(0, 70, 90), positions[:4], PATCH)
     assert crops.shape == (4, PATCH, PATCH, 3) and crops.dtype == np.uint8
 
 
 def test_positions_follow_seed_and_size_not_name_or_content(tmp_path, tiny_module):
-    image = _image(2)
+    image = noise(2, 70, 90)
     Image.fromarray(image).save(tmp_path / "one.png")
     Image.fromarray(image).save(tmp_path / "other_name.png")
     scorer = Scorer(tiny_module, patches=4, patch_size=PATCH, seed=0)
@@ -96,15 +94,15 @@ def test_grid_covers_the_image_edge_to_edge():
 
 
 def test_small_images_are_upscaled_and_tiny_ones_rejected(tiny_module):
-    assert fit_to_patch(_image(0, 40, 100), 224).shape == (224, 560, 3)
-    assert fit_to_patch(_image(0, 300, 400), 224).shape == (300, 400, 3)
+    assert fit_to_patch(noise(0, 40, 100), 224).shape == (224, 560, 3)
+    assert fit_to_patch(noise(0, 300, 400), 224).shape == (300, 400, 3)
     scorer = Scorer(tiny_module, patches=3, patch_size=PATCH)
     with pytest.raises(UserError, match="at least 32x32 pixels, got 300x20"):
-        scorer.score(_image(0, 20, 300))
+        scorer.score(noise(0, 20, 300))
 
 
 def test_score_accepts_path_pil_array_and_list(tmp_path, tiny_module):
-    image = _image(4)
+    image = noise(4, 70, 90)
     Image.fromarray(image).save(tmp_path / "a.png")
     scorer = Scorer(tiny_module, patches=5, patch_size=PATCH)
     by_array = scorer.score(image)
@@ -121,7 +119,7 @@ def test_score_accepts_path_pil_array_and_list(tmp_path, tiny_module):
 def test_files_decode_like_training_images_alpha_16_bit_and_gray(tmp_path, tiny_module):
     from rankiqa.score import read_for_scoring
 
-    rgb = _image(5)
+    rgb = noise(5, 70, 90)
     alpha = np.random.default_rng(6).integers(0, 256, rgb.shape[:2], dtype=np.uint8)
     rgba = Image.fromarray(np.dstack([rgb, alpha]))
     rgba.save(tmp_path / "rgba.png")
@@ -148,7 +146,7 @@ def test_scores_do_not_depend_on_batch_size_or_neighbours(image_folder, tiny_mod
 
 
 def test_median_aggregate_and_spread(tiny_module):
-    image = _image(6)
+    image = noise(6, 70, 90)
     scorer = Scorer(tiny_module, patches=9, patch_size=PATCH, aggregate="median")
     per_patch = scorer.per_patch(image)
     assert scorer.score(image) == pytest.approx(float(np.median(per_patch)))
@@ -197,7 +195,7 @@ def test_expand_paths_folders_globs_and_missing(image_folder):
 
 def test_cli_scores_a_folder_and_skips_bad_files(image_folder, tiny_checkpoint, tmp_path):
     (image_folder / "broken.jpg").write_bytes(b"not an image")
-    Image.fromarray(_image(0, 10, 10)).save(image_folder / "small.png")
+    Image.fromarray(noise(0, 10, 10)).save(image_folder / "small.png")
     out = tmp_path / "scores.csv"
     heat = tmp_path / "heat"
     args = ["score", str(image_folder), "--weights", str(tiny_checkpoint), "--patches", "4", "--patch-size", str(PATCH),
@@ -233,7 +231,7 @@ def test_unknown_model_name_or_missing_checkpoint_is_a_user_error(tmp_path):
 def test_backbone_names_give_an_untrained_model():
     scorer = rankiqa.load_model("tiny", patches=2, patch_size=PATCH)
     assert scorer.module.config["backbone"] == "tiny"
-    assert isinstance(scorer.score(_image(0)), float)
+    assert isinstance(scorer.score(noise(0, 70, 90)), float)
 
 
 def test_load_scorer_keeps_its_old_name_and_score_returns_a_float_or_a_list():
@@ -241,8 +239,8 @@ def test_load_scorer_keeps_its_old_name_and_score_returns_a_float_or_a_list():
     assert rankiqa.score.load_model is rankiqa.score.load_scorer
     scorer = rankiqa.load_scorer("tiny", patches=2, patch_size=PATCH)
     assert isinstance(scorer, Scorer)
-    one = scorer.score(_image(0))
-    many = scorer.score((_image(1), _image(0)))  # a tuple is several images too; the order is kept
+    one = scorer.score(noise(0, 70, 90))
+    many = scorer.score((noise(1, 70, 90), noise(0, 70, 90)))  # a tuple is several images too; the order is kept
     assert type(one) is float and type(many) is list and all(type(value) is float for value in many)
     assert many[1] == pytest.approx(one, abs=1e-6)
 
@@ -258,8 +256,8 @@ def test_a_stripped_checkpoint_dropped_in_place_becomes_the_default(tmp_path, ti
     rounded = create_model("tiny")
     rounded.load_state_dict({k: v.half().float() for k, v in torch.load(tiny_checkpoint, weights_only=True)["model_state"].items()})
     reference = Scorer(rounded, patches=3, patch_size=PATCH)
-    assert scorer.score(_image(3)) == pytest.approx(reference.score(_image(3)), rel=1e-6, abs=1e-7)
-    assert scorer.score(_image(3)) != rankiqa.load_model(tiny_checkpoint, patches=3, patch_size=PATCH).score(_image(3))
+    assert scorer.score(noise(3, 70, 90)) == pytest.approx(reference.score(noise(3, 70, 90)), rel=1e-6, abs=1e-7)
+    assert scorer.score(noise(3, 70, 90)) != rankiqa.load_model(tiny_checkpoint, patches=3, patch_size=PATCH).score(noise(3, 70, 90))
 
 
 @pytest.fixture(scope="module")
@@ -356,7 +354,7 @@ def test_cli_with_nan_weights_fails_with_one_line(tmp_path, tiny_module, capsys)
     state = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
              for k, v in tiny_module.state_dict().items()}
     save_checkpoint(tmp_path / "nan.pt", {"model_config": tiny_module.config, "model_state": state})
-    Image.fromarray(_image(0)).save(tmp_path / "a.png")
+    Image.fromarray(noise(0, 70, 90)).save(tmp_path / "a.png")
     with pytest.raises(SystemExit) as exit_info:
         main(["score", str(tmp_path / "a.png"), "--weights", str(tmp_path / "nan.pt"), "--format", "json"])
     captured = capsys.readouterr()

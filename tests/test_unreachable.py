@@ -21,7 +21,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from PIL import Image, features
-from test_generate import make_photos, photo, run
+from _shared import make_photos, photo
+from test_generate import run
 
 from rankiqa.cli import cli
 from rankiqa.score import expand_paths
