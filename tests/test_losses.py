@@ -157,6 +157,14 @@ def test_ranked_triplet_equals_ranking_hinge_once_sign_is_right():
     assert ranked_triplet_loss(set_scores, set_levels, margin=1.0).item() == pytest.approx(hinge)
 
 
+def test_ranked_triplet_hand_case_with_the_sign_term():
+    set_levels = torch.arange(3)[None]
+    # one triplet, anchor pristine 0, positive (level 1) 2, negative (level 2) -1, margin 1.5:
+    # relu(|0 - 2| - |0 + 1| + 1.5) = 2.5; sign term relu(1.5 - (0 - 2)) = 3.5, relu(1.5 - (0 + 1)) = 0.5 -> mean 2.0
+    got = ranked_triplet_loss(torch.tensor([[0.0, 2.0, -1.0]]), set_levels, margin=1.5)
+    assert got.item() == pytest.approx(2.5 + 2.0)
+
+
 def test_ranked_contrastive_hand_case_and_sign_term():
     set_levels = torch.arange(3)[None]
     # all pairs dissimilar, margin 1.5: (0,1) d=2 -> 0, (0,2) d=1 -> 0.5*0.5^2, (1,2) d=3 -> 0; mean /3.
