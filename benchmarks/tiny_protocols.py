@@ -23,7 +23,7 @@ import pandas as pd
 def build_csv(data: Path, out: Path) -> Path:
     listed = pd.read_csv(data / "labels" / "lists" / "CSIQ.txt")
     names = listed["dis_img_path"].str.split("/").str[-1]
-    samples = data / "samples" / "csiq"
+    samples = data.resolve() / "samples" / "csiq"  # the CSV is read from its own folder: absolute paths
     keep = names.map(lambda name: (samples / name).is_file())
     rows = pd.DataFrame({"path": [str(samples / name) for name in names[keep]], "dmos": listed["score"][keep],
                          "reference": names[keep],  # a group key per image: splits by image
