@@ -16,8 +16,11 @@ scores out; conversion to [0, 1] inside the graph). fp32 agrees with torch withi
 (tested within 1e-4); bf16 and int8 are approximations (tested: SRCC >= 0.999 against torch fp32
 over the bundled images' ranked sets). int8 is static quantisation (QDQ, per-channel int8 weights,
 uint8 activations, min/max ranges) calibrated on ``calibration_patches``: fixed crops of the
-bundled images and of fixed distortions of them, so it is deterministic; the first and the last
-convolution and everything after it (pooling, score head) stay in float.
+bundled images and of fixed distortions of them, so it is deterministic. The layers that compute
+at 1/2 and 1/4 of the input resolution (``float_nodes``: EfficientNet-Lite0's stem, blocks 0-2 and
+block 3's expansion, 23 % of its multiply-adds) stay in float: they carry the fine detail (noise, blur,
+ringing) that quality depends on, and rounding their activations to 8 bits cost more ranking
+accuracy than all the other layers together (docs/performance.md).
 
 Exported and quantised graphs are cached in ``cache_dir()`` under a hash of everything they are
 made from (weights, versions, recipe), so only the first use of a model pays for the export
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import tempfile
 import warnings
@@ -42,7 +46,8 @@ from rankiqa.errors import InvalidOption, UnknownName, UserError
 PRECISIONS = ("fp32", "bf16", "int8")
 ONNX_OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "patches", "scores"
-INT8_RECIPE = "qdq-minmax-perchannel-v1"  # change when the calibration set or options change
+INT8_RECIPE = "qdq-minmax-perchannel-float-stride4-v2"  # change when the calibration set or options change
+FLOAT_STRIDE = 4  # int8: layers whose output is at 1/FLOAT_STRIDE of the input resolution or finer stay float
 CALIBRATION_TYPES = (
     "gaussian_blur", "lens_blur", "motion_blur", "color_saturation_decrease", "jpeg", "jpeg2000",
     "white_noise", "impulse_noise", "denoise", "brighten", "darken", "pixelate", "contrast_decrease",
@@ -243,13 +248,25 @@ def calibration_patches(patch_size: int = 224) -> np.ndarray:
     return np.concatenate(crops)
 
 
-def float_nodes(onnx_model) -> list[str]:
-    """Nodes left in float by int8 quantisation: the first Conv, the last Conv and all after it."""
-    nodes = list(onnx_model.graph.node)
-    convs = [i for i, node in enumerate(nodes) if node.op_type == "Conv"]
-    if not convs:
-        return []
-    return [nodes[convs[0]].name, *(node.name for node in nodes[convs[-1]:])]
+def float_nodes(onnx_model, max_stride: int = FLOAT_STRIDE) -> list[str]:
+    """Nodes left in float by int8 quantisation: those whose output is at 1/``max_stride`` of the
+    input resolution or finer (the stride multiplies along the graph at every strided Conv or
+    pooling; global pooling and what follows it count as coarsest). Constants are not listed."""
+    stride = {tensor.name: 1 for tensor in onnx_model.graph.input}
+    names = []
+    for node in onnx_model.graph.node:
+        inputs = [stride[name] for name in node.input if name in stride]
+        if not inputs:
+            continue
+        out = max(inputs)
+        if node.op_type.startswith("Global"):
+            out = math.inf
+        elif node.op_type in ("Conv", "MaxPool", "AveragePool"):
+            out *= max(next((attribute.ints for attribute in node.attribute if attribute.name == "strides"), [1]))
+        stride.update((name, out) for name in node.output)
+        if out <= max_stride:
+            names.append(node.name)
+    return names
 
 
 def int8_onnx_path(module, patch_size: int = 224) -> Path:

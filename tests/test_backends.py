@@ -84,12 +84,7 @@ def test_fp32_backends_agree_with_torch(backend, default_module, patches):
     assert scorer.score(image) == pytest.approx(Scorer(default_module, patches=4).score(image), abs=FP32_TOLERANCE)
 
 
-INT8_V2 = pytest.mark.xfail(strict=True, reason="int8 of the v2 default model ranks the bundled sets at SRCC 0.997 "
-                            "against torch fp32, below 0.999: its calibration needs work (issue 13)")
-
-
-@pytest.mark.parametrize("backend, precision", [pytest.param(*pair, marks=INT8_V2) if pair[1] == "int8" else pair
-                                                for pair in APPROXIMATE])
+@pytest.mark.parametrize("backend, precision", APPROXIMATE)
 def test_bf16_and_int8_rank_the_bundled_sets_like_torch_fp32(backend, precision, default_module, reference_sets):
     needs(backend, precision)
     scorer = Scorer(default_module, patches=SET_PATCHES, backend=backend, precision=precision)
@@ -121,6 +116,54 @@ def test_bf16_and_int8_keep_the_csiq_series_ordered(backend, precision, default_
             assert np.array_equal(np.argsort(got), np.argsort(expected)), f"{kind}: {got} vs {expected}"
 
 
+# EfficientNet-Lite0 (rankiqa.models; Tan & Le 2019, table 1): a stride-2 stem, then blocks whose depthwise
+# convolutions have strides 1, 2, 2, 2, 1, 2, 1 in the first block of each stage (blocks 0 | 1-2 | 3-4 | 5-7 |
+# 8-10 | 11-14 | 15), 1 in the others.
+# At 1/4 of the input resolution or finer: the stem (1/2), block 0 (1/2), block 1 (its expansion at 1/2,
+# its depthwise to 1/4), block 2 (1/4) and block 3's expansion (1/4; its depthwise goes to 1/8).
+LITE0_FLOAT_CONVS = [
+    "/model/features/stem/stem.0/Conv",
+    *(f"/model/features/blocks/blocks.0/{part}/{part}.0/Conv" for part in ("depthwise", "project")),
+    *(f"/model/features/blocks/blocks.{i}/{part}/{part}.0/Conv" for i in (1, 2) for part in ("expand", "depthwise", "project")),
+    "/model/features/blocks/blocks.3/expand/expand.0/Conv",
+]
+
+
+def test_float_nodes_are_those_at_a_quarter_of_the_resolution_or_finer(tmp_path):
+    needs("onnxruntime")
+    import onnx
+    import torch
+    from torch import nn
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, 2, 1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, 1, 1), nn.Conv2d(4, 4, 3, 2, 1),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 1))
+    backends.export_uint8_onnx(net.eval(), tmp_path / "toy.onnx")
+    names = [name for name in backends.float_nodes(onnx.load(str(tmp_path / "toy.onnx"))) if name.startswith("/model/")]
+    # strides 2, 2, 4 (MaxPool), 4, then 8 (the last Conv) and global pooling: the first four stay float
+    assert names == ["/model/model.0/Conv", "/model/model.1/Relu", "/model/model.2/MaxPool", "/model/model.3/Conv"]
+    assert backends.float_nodes(onnx.load(str(tmp_path / "toy.onnx")), max_stride=1) == ["/Transpose", "/Cast", "/Div"]
+
+    torch.manual_seed(0)
+    lite0 = Scorer(load_module("efficientnet_lite0"))._fast
+    backends.export_uint8_onnx(lite0, tmp_path / "lite0.onnx")
+    graph = onnx.load(str(tmp_path / "lite0.onnx"))
+    convs = {node.name for node in graph.graph.node if node.op_type == "Conv"}
+    assert [name for name in backends.float_nodes(graph) if name in convs] == LITE0_FLOAT_CONVS
+
+
+def test_int8_graph_quantises_every_convolution_but_the_float_ones(default_module):
+    needs("onnxruntime")
+    import onnx
+
+    graph = onnx.load(str(backends.int8_onnx_path(Scorer(default_module)._fast))).graph
+    producer = {output: node.op_type for node in graph.node for output in node.output}
+    convs = [node for node in graph.node if node.op_type == "Conv"]
+    quantised = [node.name for node in convs if producer.get(node.input[0]) == producer.get(node.input[1]) == "DequantizeLinear"]
+    untouched = [node.name for node in convs if node.input[1] in {init.name for init in graph.initializer}]
+    assert untouched == LITE0_FLOAT_CONVS
+    assert len(quantised) == len(convs) - len(LITE0_FLOAT_CONVS) == 39
+
+
 def test_int8_calibration_is_deterministic(tmp_path):
     needs("onnxruntime")
     torch = pytest.importorskip("torch")
@@ -131,6 +174,7 @@ def test_int8_calibration_is_deterministic(tmp_path):
     backends.quantize_int8(source, tmp_path / "a.onnx", patch_size=64)
     backends.quantize_int8(source, tmp_path / "b.onnx", patch_size=64)
     assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
+    assert b"QuantizeLinear" in (tmp_path / "a.onnx").read_bytes()  # something was quantised
     np.testing.assert_array_equal(backends.calibration_patches(64), backends.calibration_patches(64))
 
 
