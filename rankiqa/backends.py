@@ -19,8 +19,8 @@ uint8 activations, min/max ranges) calibrated on ``calibration_patches``: fixed 
 bundled images and of fixed distortions of them, so it is deterministic. The layers that compute
 at 1/2 and 1/4 of the input resolution (``float_nodes``: EfficientNet-Lite0's stem, blocks 0-2 and
 block 3's expansion, 23 % of its multiply-adds) stay in float: they carry the fine detail (noise, blur,
-ringing) that quality depends on, and rounding their activations to 8 bits cost more ranking
-accuracy than all the other layers together (docs/performance.md).
+ringing) that quality depends on, and quantising them cost more ranking accuracy than all the
+other layers together (docs/performance.md).
 
 Exported and quantised graphs are cached in ``cache_dir()`` under a hash of everything they are
 made from (weights, versions, recipe), so only the first use of a model pays for the export
