@@ -11,9 +11,13 @@ Contenders (pairs of the same parallelism take turns, so load from other jobs hi
   ray 2    --engine ray on a 2-CPU Ray head node joined by address.
 Each Ray node is started once (`ray start`, as a cluster would be), one at a time, and the local
 contender of the same parallelism takes turns with it; each timed Ray run joins the node, runs and
-disconnects, so joining, scheduling and the Ray Data pipeline are timed.
+disconnects, so joining, scheduling and the Ray Data pipeline are timed (the warm-up round also
+creates Ray Data's detached helper actors, which a long-lived cluster creates once).
+The node's workers run at this process's niceness (``--ray-worker-niceness 0``), as the local
+contenders do; Ray's own default adds 15, which starves them whenever another job wants the CPUs.
 Every generate run must write the same manifest and every score run the same scores (checked).
 Ray overhead = 1 - (Ray images/s) / (local images/s at the same parallelism); the goal is <= 15 %.
+Speed-up = images/s with 2 CPUs / images/s with 1 CPU, per engine.
 Photos: the first N of ../shared/data/pristine/train (sorted) when present, else synthetic 500x500.
 """
 from __future__ import annotations
@@ -94,6 +98,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="timed rounds (after one warm-up round)")
     parser.add_argument("--only", choices=["generate", "score"], default=None, help="run one of the two")
     parser.add_argument("--local-only", action="store_true", help="no Ray contenders (per-image times, sizes)")
+    parser.add_argument("--ray-worker-niceness", type=int, default=0,
+                        help="added to the Ray workers' niceness (Ray's default: 15; 0: the local contenders' priority)")
     args = parser.parse_args()
 
     names = select_distortions(args.distortions)
@@ -102,7 +108,8 @@ def main() -> None:
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     load = os.getloadavg()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, python "
-          f"{platform.python_version()}, load average at start {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+          f"{platform.python_version()}, niceness {os.nice(0)} (Ray workers +{args.ray_worker_niceness}), "
+          f"load average at start {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     with tempfile.TemporaryDirectory(prefix="bench_scale_") as scratch:
         source = Path(scratch) / "src"
         print(f"photos: {args.photos} from {prepare_photos(source, args.src, args.photos)}")
@@ -140,7 +147,8 @@ def main() -> None:
                 address = None
                 if not args.local_only:
                     try:
-                        address = stack.enter_context(local_cluster(cpus, env=env))
+                        address = stack.enter_context(local_cluster(cpus, env=env,
+                                                                    worker_niceness=args.ray_worker_niceness))
                     except RuntimeError as exc:
                         print(f"ray {cpus}: no Ray node could be started, Ray rows left out "
                               f"({str(exc).strip().splitlines()[-1]})")
@@ -168,6 +176,10 @@ def main() -> None:
                     local = images / statistics.median(times[task][name.replace("ray", "local")])
                     overhead = f"{100 * (1 - rate / local):+.0f} %"
                 print(f"| {name} | {median:.1f} [{min(seconds):.1f}] | {rate:.2f} | {overhead} |")
+            for engine in ("local", "ray"):
+                if f"{engine} 1" in times[task] and f"{engine} 2" in times[task]:
+                    speedup = statistics.median(times[task][f"{engine} 1"]) / statistics.median(times[task][f"{engine} 2"])
+                    print(f"{engine}: speed-up from 1 to 2 CPUs x{speedup:.2f}")
             if task == "generate":
                 assert len(manifests) == 1, "runs wrote different manifests"
                 print(f"all runs wrote the same manifest.csv; {sizes['bytes'] / sizes['images'] / 1e3:.1f} kB "

@@ -145,12 +145,14 @@ two clusters on one machine)."""
 
 
 @contextmanager
-def local_cluster(num_cpus: int, env: dict[str, str] | None = None) -> Iterator[str]:
+def local_cluster(num_cpus: int, env: dict[str, str] | None = None, worker_niceness: int = 0) -> Iterator[str]:
     """Yield the address (127.0.0.1:PORT) of a Ray head node with ``num_cpus`` CPUs started for the
     block (`ray start --head`, dashboard off, its own temp dir), as tests and benchmarks need a real
     cluster joined by address; token authentication is off. On exit every process of its session
     is stopped (only those); ``RuntimeError`` if any is left. ``env``: the environment of the node
-    and its workers (default: this process's)."""
+    and its workers (default: this process's). ``worker_niceness``: added to the node's niceness
+    for its worker processes (0: the same priority as the caller's processes; Ray's own default,
+    15, starves the workers on a machine shared with other jobs, see docs/scale-out.md)."""
     import shutil
     import subprocess
     import tempfile
@@ -170,7 +172,7 @@ def local_cluster(num_cpus: int, env: dict[str, str] | None = None) -> Iterator[
     command += [f"--{name}={number}" for name, number in zip(LOCAL_CLUSTER_PORTS, ports)]
     # Token authentication off: Ray 2.5x turns it on when ~/.ray/auth_token exists, and a driver
     # without RAY_AUTH_MODE=token is then refused. This node is short-lived and meant for loopback use.
-    env = {**(os.environ if env is None else env), "RAY_AUTH_MODE": "disabled"}
+    env = {**(os.environ if env is None else env), "RAY_AUTH_MODE": "disabled", "RAY_worker_niceness": str(worker_niceness)}
     temp = tempfile.mkdtemp(prefix="rq", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
     sessions: list[int] = []
     try:
