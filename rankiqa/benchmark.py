@@ -32,8 +32,9 @@ import pandas as pd
 
 from rankiqa.atomic import atomic_path, write_text_atomic
 from rankiqa.devices import resolve_device
+from rankiqa.csvio import write_csv_atomic
 from rankiqa.errors import InvalidOption, UserError, check_choice
-from rankiqa.finetune import FinetuneConfig, evaluate, finetune, write_csv_atomic
+from rankiqa.finetune import FinetuneConfig, evaluate, finetune
 from rankiqa.metrics import METRIC_NAMES
 from rankiqa.score import score_paths
 from rankiqa.seeding import stable_seed

@@ -82,7 +82,7 @@ def run_demo(scorer: Scorer | None, out_dir: str | os.PathLike, seed: int = 0, l
     With ``scorer=None`` (no model available) only the unscored contact sheet is written.
     """
     from distortions.sheet import contact_sheet
-    from rankiqa.atomic import write_text_atomic
+    from rankiqa.csvio import write_rows_atomic
     from rankiqa.imageio import write_image
 
     out_dir = Path(out_dir)
@@ -100,11 +100,8 @@ def run_demo(scorer: Scorer | None, out_dir: str | os.PathLike, seed: int = 0, l
     log(result.table())
     captions = {(name, level): f"{score:.2f}" for name in types for level, score in enumerate(result.scores[(sheet_name, name)])}
     write_image(out_dir / "contact_sheet.png", contact_sheet(images[sheet_name], types, seed=seed, captions=captions))
-    rows = ["image,type,level,score"] + [
-        f"{image},{name},{level},{score:.6f}"
-        for (image, name), values in result.scores.items()
-        for level, score in enumerate(values)
-    ]
-    write_text_atomic(out_dir / "scores.csv", "\n".join(rows) + "\n")
+    rows = [dict(image=image, type=name, level=level, score=f"{score:.6f}")
+            for (image, name), values in result.scores.items() for level, score in enumerate(values)]
+    write_rows_atomic(out_dir / "scores.csv", ("image", "type", "level", "score"), rows)
     log(f"wrote {out_dir / 'contact_sheet.png'} (scores of {sheet_name} on each tile) and {out_dir / 'scores.csv'}")
     return result

@@ -1,9 +1,6 @@
 """The distortion registry as text (terminal table, markdown for README, csv) and name selection."""
 from __future__ import annotations
 
-import csv
-import io
-
 import distortions
 from rankiqa.errors import InvalidOption, UnknownName, check_choice
 
@@ -49,11 +46,9 @@ def distortion_table(fmt: str = "table") -> str:
     data = rows()
     columns = list(data[0])
     if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(data)
-        return buffer.getvalue().rstrip("\n")
+        from rankiqa.csvio import csv_text
+
+        return csv_text(columns, data).rstrip("\n")
     if fmt == "markdown":
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         lines += ["| " + " | ".join(row[c].replace("|", "\\|") for c in columns) + " |" for row in data]

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from rankiqa.atomic import write_text_atomic
+from rankiqa.csvio import write_csv_atomic  # also re-exported: rankiqa.finetune.write_csv_atomic
 from rankiqa.devices import RUNTIME_OPTIONS, default_workers, loader_start_method, resolve_device
 from rankiqa.errors import InvalidOption, UserError, check_choice
 from rankiqa.imageio import fit_to_patch, header_problem
@@ -93,11 +94,6 @@ class FinetuneResult:
     run_dir: Path
     predictions: pd.DataFrame
     metrics: dict[str, Any]
-
-
-def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write a DataFrame as CSV (no index) atomically."""
-    write_text_atomic(path, frame.to_csv(index=False))
 
 
 class _CropDataset:

@@ -29,7 +29,6 @@ whatever the number of workers, shards or interruptions.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import multiprocessing
 import os
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from rankiqa.atomic import write_text_atomic
+from rankiqa.csvio import write_rows_atomic
 from rankiqa.errors import InvalidOption, UnknownName, UserError
 from rankiqa.folderlock import folder_lock
 from rankiqa.generate_worker import (
@@ -180,14 +180,6 @@ def _stderr(message: str) -> None:
     from tqdm import tqdm
 
     tqdm.write(message, file=sys.stderr)
-
-
-def _csv_text(columns: Iterable[str], rows: Iterable[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -427,14 +419,14 @@ def _generate_locked(src: Path, out: Path, settings: Settings, shard: tuple[int,
     if index == 1:
         skipped = sorted(skipped + [(f"{folder}/", reason) for folder, reason in unlisted])
     skipped_csv = out / f"skipped{suffix}.csv"
-    write_text_atomic(skipped_csv, _csv_text(SKIPPED_COLUMNS, (dict(path=p, reason=r) for p, r in skipped)))
+    write_rows_atomic(skipped_csv, SKIPPED_COLUMNS, (dict(path=p, reason=r) for p, r in skipped))
     if count == 1 and usable == 0:
         raise UserError(
             f"src_dir {src}: no usable image ({len(skipped)} skipped, e.g. {skipped[0][0]}: {skipped[0][1]}; "
             f"see {skipped_csv})", params=("src_dir",)
         )
     manifest = out / f"manifest{suffix}.csv"
-    write_text_atomic(manifest, _csv_text(MANIFEST_COLUMNS, rows))
+    write_rows_atomic(manifest, MANIFEST_COLUMNS, rows)
     written = sum(outcome.written for outcome in outcomes)
     return GenerateSummary(usable, written, len(rows), len(skipped), time.perf_counter() - started, manifest.name)
 
@@ -480,7 +472,7 @@ def _merge_locked(out: Path, started: float) -> GenerateSummary:
                         params=("out_dir",))
     rows.sort(key=row_key)
     skipped.sort(key=lambda row: row["path"])
-    write_text_atomic(out / "skipped.csv", _csv_text(SKIPPED_COLUMNS, skipped))
-    write_text_atomic(out / "manifest.csv", _csv_text(MANIFEST_COLUMNS, rows))
+    write_rows_atomic(out / "skipped.csv", SKIPPED_COLUMNS, skipped)
+    write_rows_atomic(out / "manifest.csv", MANIFEST_COLUMNS, rows)
     references = len({row["reference"] for row in rows})
     return GenerateSummary(references, 0, len(rows), len(skipped), time.perf_counter() - started, "manifest.csv")

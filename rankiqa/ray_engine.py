@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from rankiqa.atomic import atomic_path
+from rankiqa.csvio import write_csv_atomic
 from rankiqa.errors import InvalidOption, UserError
 from rankiqa.ray_cluster import (CONNECT_TIMEOUT_S, INSTALL_HINT, LOCAL_CLUSTER_PORTS, check_address, connect,
                                  import_ray, local_cluster)
@@ -175,10 +176,11 @@ def write_rows(path: str | os.PathLike, rows: Sequence[dict[str, Any]]) -> None:
     if suffix not in OUTPUT_SUFFIXES:
         raise InvalidOption(f"path {path}: expected a {', '.join(OUTPUT_SUFFIXES)} file", params=("path",))
     frame = pd.DataFrame(list(rows))
+    if suffix == ".csv":
+        write_csv_atomic(frame, path)
+        return
     with atomic_path(path) as tmp:
-        if suffix == ".csv":
-            frame.to_csv(tmp, index=False, lineterminator="\n")
-        elif suffix == ".parquet":
+        if suffix == ".parquet":
             frame.to_parquet(tmp, index=False)
         else:
             clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()} for row in rows]

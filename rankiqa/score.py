@@ -401,18 +401,13 @@ def format_results(results: Sequence[ImageScore], fmt: str = "table") -> str:
         finite = [{k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in row.items()} for row in rows]
         return json.dumps(finite, indent=2, allow_nan=False)
     if fmt == "csv":
-        import csv
-        import io
+        from rankiqa.csvio import csv_text
 
-        buffer = io.StringIO()
         calibrated = any("mos" in row for row in rows)
         columns = ["path", "score", "spread", "patches"] + (["mos"] if calibrated else [])
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({**row, "score": f"{row['score']:.{PRINT_DECIMALS}f}",
-                          "spread": f"{row['spread']:.{PRINT_DECIMALS}f}",
-                          **({"mos": f"{row['mos']:.4f}"} if calibrated else {})} for row in rows)
-        return buffer.getvalue().rstrip("\n")
+        return csv_text(columns, ({**row, "score": f"{row['score']:.{PRINT_DECIMALS}f}",
+                                   "spread": f"{row['spread']:.{PRINT_DECIMALS}f}",
+                                   **({"mos": f"{row['mos']:.4f}"} if calibrated else {})} for row in rows)).rstrip("\n")
     if fmt != "table":
         raise UnknownName(f"fmt must be table, csv or json, got {fmt!r}", params=("fmt",))
     width = max([4, *(len(row["path"]) for row in rows)])

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import math
 import sys
 from pathlib import Path
@@ -141,23 +140,15 @@ def _row(name: str, level: int, values: np.ndarray, source_type: str, source_lev
             "source_type": source_type, "source_level": source_level, "note": note}
 
 
-def to_csv(rows: list[dict[str, str]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("kadid_csv", help="KADID-10k dmos.csv (dist_img,ref_img,dmos,var)")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "rankiqa/assets/calibration_kadid10k.csv"))
     args = parser.parse_args(argv)
     rows = build_rows(read_kadid(args.kadid_csv))
-    from rankiqa.atomic import write_text_atomic
+    from rankiqa.csvio import write_rows_atomic
 
-    write_text_atomic(args.out, to_csv(rows))
+    write_rows_atomic(args.out, COLUMNS, rows)
     targets = sum(1 for row in rows if row["mos"])
     print(f"wrote {args.out}: {len(rows)} rows, {targets} with a target")
     if not math.isfinite(float(rows[0]["mos"])):

@@ -1,13 +1,12 @@
 """The run folder's tables and plot: ``metrics.csv``, ``val_per_type.csv``, ``curves.png``."""
 from __future__ import annotations
 
-import csv
-import io
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from rankiqa.atomic import atomic_path, write_text_atomic
+from rankiqa.atomic import atomic_path
+from rankiqa.csvio import write_rows_atomic
 from rankiqa.errors import UserError
 
 CURVES_EVERY_S = 60.0  # redraw curves.png at checkpoints at most this often (matplotlib costs ~1 s)
@@ -16,12 +15,8 @@ METRIC_COLUMNS = ("step", "epoch", "loss", "lr", "sets_per_s", "val_srcc", "val_
 
 def write_csv(path: Path, columns: Sequence[str], rows: list[dict[str, Any]]) -> None:
     """Write ``rows`` (dicts; None -> empty cell, other keys ignored) atomically as CSV."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows({k: ("" if row.get(k) is None else row[k]) for k in columns} for row in rows)
     with write_errors_name(path):
-        write_text_atomic(path, buffer.getvalue())
+        write_rows_atomic(path, columns, ({k: ("" if row.get(k) is None else row[k]) for k in columns} for row in rows))
 
 
 @contextmanager
