@@ -34,8 +34,8 @@ from rankiqa.atomic import atomic_path, write_text_atomic
 from rankiqa.devices import resolve_device
 from rankiqa.csvio import write_csv_atomic
 from rankiqa.errors import InvalidOption, UserError, check_choice
-from rankiqa.finetune import FinetuneConfig, evaluate, finetune
-from rankiqa.metrics import METRIC_NAMES
+from rankiqa.finetune import FinetuneConfig, finetune
+from rankiqa.metrics import per_split_metrics, summarise, to_markdown
 from rankiqa.score import score_paths
 from rankiqa.seeding import stable_seed
 
@@ -326,57 +326,6 @@ def _finetune_parts(model: str, databases, frames, model_id: str, out_dir: Path,
         result = finetune(frame.iloc[split.train], frame.iloc[split.test], model, run_dir, config, log=log)
         parts.append(result.predictions.assign(split=index))
     return parts
-
-
-def per_split_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
-    """One row per (split, subset) of ``predictions`` (columns ``split``, ``pred``, ``mos``, ``distortion``)."""
-    rows = []
-    for split, part in predictions.groupby("split", sort=True):
-        for subset, values in evaluate(part)["subsets"].items():
-            rows.append({"split": int(split), "subset": subset, **values})
-    return pd.DataFrame(rows)
-
-
-def summarise(per_split: pd.DataFrame) -> pd.DataFrame:
-    """One row per subset (``ALL`` first, then distortions): n_splits, mean images, and per metric
-    ``<metric>_median``, ``<metric>_mean``, ``<metric>_std`` (population std; NaN values ignored)."""
-    rows = []
-    order = ["ALL"] + sorted(set(per_split["subset"]) - {"ALL"})
-    for subset in order:
-        part = per_split[per_split["subset"] == subset]
-        row: dict[str, Any] = {"subset": subset, "n_splits": len(part), "n_images": float(part["n"].mean())}
-        for metric in METRIC_NAMES:
-            values = part[metric].to_numpy(np.float64) if metric in part else np.full(len(part), np.nan)
-            finite = values[np.isfinite(values)]
-            row[f"{metric}_median"] = float(np.median(finite)) if finite.size else float("nan")
-            row[f"{metric}_mean"] = float(finite.mean()) if finite.size else float("nan")
-            row[f"{metric}_std"] = float(finite.std()) if finite.size else float("nan")
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def to_markdown(table: pd.DataFrame, title: str, notes: list[str] | None = None) -> str:
-    """The summary as a markdown table: one row per subset, cells ``median (mean ± std)``
-    (just the value with a single split), then the ``notes`` lines (warnings, protocol remarks)."""
-    headers = ["subset", "images", *METRIC_NAMES]
-    lines = [f"**{title}**", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    for row in table.to_dict("records"):
-        cells = [row["subset"], f"{row['n_images']:.0f}"]
-        for metric in METRIC_NAMES:
-            median, mean, std = (row[f"{metric}_{kind}"] for kind in ("median", "mean", "std"))
-            if not np.isfinite(median):
-                cells.append("–")
-            elif row["n_splits"] > 1:
-                cells.append(f"{median:.3f} ({mean:.3f} ± {std:.3f})")
-            else:
-                cells.append(f"{median:.3f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    if (table["n_splits"] > 1).any():
-        lines += ["", "Cells: median over splits (mean ± std). PLCC and RMSE raw; PLCC_logistic and RMSE_logistic "
-                      "after the VQEG 5-parameter logistic; RMSE in MOS units (lower is better)."]
-    for note in notes or []:
-        lines += [note] if note.startswith("- ") else ["", note]  # paragraphs; "- " lines continue a list
-    return "\n".join(lines)
 
 
 def scatter_plot(predictions: pd.DataFrame, path: Path, title: str) -> None:

@@ -34,6 +34,7 @@ from rankiqa.atomic import write_text_atomic
 from rankiqa.csvio import write_csv_atomic  # also re-exported: rankiqa.finetune.write_csv_atomic
 from rankiqa.devices import RUNTIME_OPTIONS, default_workers, loader_start_method, resolve_device
 from rankiqa.errors import InvalidOption, UserError, check_choice
+from rankiqa.metrics import evaluate, srcc  # evaluate also re-exported: rankiqa.finetune.evaluate
 from rankiqa.imageio import fit_to_patch, header_problem
 from rankiqa.models import load_module
 from rankiqa.score import MIN_SIDE, read_for_scoring, score_paths
@@ -440,8 +441,6 @@ def _quiet_epochs(epochs, workers: int, report):
 
 
 def _validation_srcc(module, val_part: pd.DataFrame, config: FinetuneConfig, device: str, report) -> float:
-    from rankiqa.metrics import srcc
-
     if len(val_part) == 0:
         return float("nan")
     scores = score_paths(module, val_part["path"].tolist(), config.eval_patches, config.patch_size, config.seed,
@@ -451,26 +450,3 @@ def _validation_srcc(module, val_part: pd.DataFrame, config: FinetuneConfig, dev
         return srcc(scores[valid], val_part["mos"].to_numpy()[valid])
     except ValueError:
         return float("-inf")
-
-
-def evaluate(predictions: pd.DataFrame, column: str = "pred") -> dict[str, Any]:
-    """Metrics of ``predictions[column]`` against ``mos``, overall (``"ALL"``) and per distortion.
-
-    Returns ``{"n_missing": ..., "subsets": {name: {"n": ..., SRCC, KRCC, PLCC, PLCC_logistic,
-    RMSE_logistic}}}``. Images without a score (NaN) are left out and counted in ``n_missing``; a
-    subset too small or constant for a metric gets NaN for it (see ``rankiqa.metrics.all_metrics``).
-    """
-    from rankiqa.metrics import METRIC_NAMES, all_metrics
-
-    valid = predictions[np.isfinite(predictions[column].to_numpy(np.float64))]
-    subsets = [("ALL", valid)]
-    if valid["distortion"].nunique() > 1:
-        subsets += [(str(name), part) for name, part in valid.groupby("distortion", sort=True)]
-    table: dict[str, Any] = {}
-    for name, part in subsets:
-        try:
-            values = all_metrics(part[column].to_numpy(np.float64), part["mos"].to_numpy(np.float64))
-        except ValueError:
-            values = {metric: float("nan") for metric in METRIC_NAMES}
-        table[name] = {"n": int(len(part)), **values}
-    return {"n_missing": int(len(predictions) - len(valid)), "subsets": table}

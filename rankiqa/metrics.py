@@ -8,15 +8,21 @@ good predictor gives positive SRCC/KRCC/PLCC close to 1; RMSE is in MOS units, l
 * ``plcc_logistic`` / ``rmse_logistic`` first map predictions onto the MOS scale with the VQEG
   monotone logistic (FR-TV Phase II, 2003; Sheikh et al. 2006), then compare the mapped values to
   the MOS. ``fit_logistic`` does the fit; see it for the fixed initial values and the fallback.
+* Metric tables (pandas DataFrames of predictions in, plain values out): ``evaluate`` (overall and
+  per distortion), ``per_split_metrics`` (one row per split and subset), ``summarise`` (median,
+  mean and std over splits) and ``to_markdown`` (the table ``rankiqa benchmark`` prints).
 """
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 from scipy import optimize, stats
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LOGISTIC_PARAMS = (4, 5)
 MAX_FUNCTION_EVALS = 2000
@@ -179,3 +185,83 @@ def all_metrics(pred, mos, n_params: int = 5) -> dict[str, float]:
         values["RMSE_logistic"] = float(np.sqrt(np.mean((mapped - mos) ** 2)))
         values["PLCC_logistic"] = _signed_plcc(pred, mapped, mos)
     return values
+
+
+# --------------------------------------------------------------------------------------------
+# metric tables: per subset (overall and per distortion), per split, summarised over splits
+
+
+def evaluate(predictions: pd.DataFrame, column: str = "pred") -> dict[str, Any]:
+    """Metrics of ``predictions[column]`` against ``mos``, overall (``"ALL"``) and per distortion.
+
+    Returns ``{"n_missing": ..., "subsets": {name: {"n": ..., SRCC, KRCC, PLCC, PLCC_logistic,
+    RMSE_logistic}}}``. Images without a score (NaN) are left out and counted in ``n_missing``; a
+    subset too small or constant for a metric gets NaN for it (see ``rankiqa.metrics.all_metrics``).
+    """
+    valid = predictions[np.isfinite(predictions[column].to_numpy(np.float64))]
+    subsets = [("ALL", valid)]
+    if valid["distortion"].nunique() > 1:
+        subsets += [(str(name), part) for name, part in valid.groupby("distortion", sort=True)]
+    table: dict[str, Any] = {}
+    for name, part in subsets:
+        try:
+            values = all_metrics(part[column].to_numpy(np.float64), part["mos"].to_numpy(np.float64))
+        except ValueError:
+            values = {metric: float("nan") for metric in METRIC_NAMES}
+        table[name] = {"n": int(len(part)), **values}
+    return {"n_missing": int(len(predictions) - len(valid)), "subsets": table}
+
+
+def per_split_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
+    """One row per (split, subset) of ``predictions`` (columns ``split``, ``pred``, ``mos``, ``distortion``)."""
+    import pandas as pd
+
+    rows = []
+    for split, part in predictions.groupby("split", sort=True):
+        for subset, values in evaluate(part)["subsets"].items():
+            rows.append({"split": int(split), "subset": subset, **values})
+    return pd.DataFrame(rows)
+
+
+def summarise(per_split: pd.DataFrame) -> pd.DataFrame:
+    """One row per subset (``ALL`` first, then distortions): n_splits, mean images, and per metric
+    ``<metric>_median``, ``<metric>_mean``, ``<metric>_std`` (population std; NaN values ignored)."""
+    import pandas as pd
+
+    rows = []
+    order = ["ALL"] + sorted(set(per_split["subset"]) - {"ALL"})
+    for subset in order:
+        part = per_split[per_split["subset"] == subset]
+        row: dict[str, Any] = {"subset": subset, "n_splits": len(part), "n_images": float(part["n"].mean())}
+        for metric in METRIC_NAMES:
+            values = part[metric].to_numpy(np.float64) if metric in part else np.full(len(part), np.nan)
+            finite = values[np.isfinite(values)]
+            row[f"{metric}_median"] = float(np.median(finite)) if finite.size else float("nan")
+            row[f"{metric}_mean"] = float(finite.mean()) if finite.size else float("nan")
+            row[f"{metric}_std"] = float(finite.std()) if finite.size else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def to_markdown(table: pd.DataFrame, title: str, notes: list[str] | None = None) -> str:
+    """The summary as a markdown table: one row per subset, cells ``median (mean ± std)``
+    (just the value with a single split), then the ``notes`` lines (warnings, protocol remarks)."""
+    headers = ["subset", "images", *METRIC_NAMES]
+    lines = [f"**{title}**", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for row in table.to_dict("records"):
+        cells = [row["subset"], f"{row['n_images']:.0f}"]
+        for metric in METRIC_NAMES:
+            median, mean, std = (row[f"{metric}_{kind}"] for kind in ("median", "mean", "std"))
+            if not np.isfinite(median):
+                cells.append("–")
+            elif row["n_splits"] > 1:
+                cells.append(f"{median:.3f} ({mean:.3f} ± {std:.3f})")
+            else:
+                cells.append(f"{median:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    if (table["n_splits"] > 1).any():
+        lines += ["", "Cells: median over splits (mean ± std). PLCC and RMSE raw; PLCC_logistic and RMSE_logistic "
+                      "after the VQEG 5-parameter logistic; RMSE in MOS units (lower is better)."]
+    for note in notes or []:
+        lines += [note] if note.startswith("- ") else ["", note]  # paragraphs; "- " lines continue a list
+    return "\n".join(lines)

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from _shared import require_shared
 from iqa_fixtures import build_noise_database, build_tid2013, png_writer
 from rankiqa import metrics
-from rankiqa.benchmark import run_benchmark, summarise, to_markdown
+from rankiqa.benchmark import run_benchmark
 from rankiqa.cli import cli, main
 from rankiqa.data.splits import content_groups
 from rankiqa.models import create_model
@@ -101,17 +101,6 @@ def test_csiq_samples_as_csv_database_and_cross_database(tid_root, tiny_checkpoi
                                      "--finetune", "--epochs", "1", "--out", str(tmp_path / "cross"), *SCORING])
     assert cross.exit_code == 0, cross.output
     assert "tid2013 -> csv" in cross.output and "| ALL | 10 |" in cross.output
-
-
-def test_summary_and_markdown_by_hand():
-    per_split = pd.DataFrame({"split": [0, 1, 2], "subset": "ALL", "n": 10, "SRCC": [0.9, 0.8, 0.4],
-                              "KRCC": 0.5, "PLCC": 0.6, "PLCC_logistic": [0.7, np.nan, 0.9], "RMSE_logistic": 1.0})
-    row = summarise(per_split).iloc[0]
-    assert row["SRCC_median"] == pytest.approx(0.8) and row["SRCC_mean"] == pytest.approx(0.7)
-    assert row["SRCC_std"] == pytest.approx(np.std([0.9, 0.8, 0.4]))
-    assert row["PLCC_logistic_mean"] == pytest.approx(0.8)  # NaN ignored
-    text = to_markdown(summarise(per_split), "t")
-    assert "| ALL | 10 | 0.800 (0.700 ± 0.216) |" in text
 
 
 @pytest.mark.parametrize("args, message", [

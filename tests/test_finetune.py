@@ -15,7 +15,7 @@ from rankiqa.cli import cli
 from rankiqa.data import load_database, make_splits
 from rankiqa.data.splits import content_groups
 from rankiqa.errors import UserError
-from rankiqa.finetune import FinetuneConfig, evaluate, finetune
+from rankiqa.finetune import FinetuneConfig, finetune
 from rankiqa.models import create_model, model_from_checkpoint
 from rankiqa.score import score_image, score_paths
 from rankiqa.training.loop import Callback
@@ -104,17 +104,6 @@ def test_score_paths_matches_the_scoring_module(noise_db):
     ours = score_paths(model, df["path"].head(3).tolist(), patches=5, patch_size=32, seed=7)
     theirs = [score_image(model, read_rgb(p), patches=5, patch_size=32, seed=7)[0] for p in df["path"].head(3)]
     np.testing.assert_allclose(ours, theirs, rtol=1e-6)
-
-
-def test_evaluate_per_distortion_and_missing():
-    frame = pd.DataFrame({"pred": [1, 2, 3, 4, np.nan, 1, 3, 2], "mos": [1, 2, 3, 4, 5, 1, 2, 3],
-                          "distortion": list("aaaaabbb")})
-    result = evaluate(frame)
-    assert result["n_missing"] == 1
-    assert result["subsets"]["a"]["SRCC"] == pytest.approx(1.0) and result["subsets"]["a"]["n"] == 4
-    assert result["subsets"]["b"]["SRCC"] == pytest.approx(0.5)
-    assert np.isnan(result["subsets"]["b"]["PLCC_logistic"])
-    assert result["subsets"]["ALL"]["n"] == 7
 
 
 def test_config_validation():

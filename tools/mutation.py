@@ -49,7 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 TABLE_DESELECT = ["-k", "not test_level_table_is_the_expected_one and not test_kadid_derived_tables"]
 # target name -> (source files, test files, extra pytest arguments, tables only)
 TARGETS: dict[str, tuple[list[str], list[str], list[str], bool]] = {
-    "metrics": (["rankiqa/metrics.py"], ["tests/test_metrics.py"], [], False),
+    "metrics": (["rankiqa/metrics.py"], ["tests/test_metrics.py", "tests/test_metric_tables.py"], [], False),
     "losses": (["rankiqa/losses.py"], ["tests/test_losses.py", "tests/test_calibration.py"], ["-k", "not docs_mapping and not shipped_table and not train_with_targets"], False),
     "splits": (["rankiqa/data/splits.py"], ["tests/test_splits.py"], [], False),
     "seeding": (["rankiqa/seeding.py"], ["tests/test_splits.py"], [], False),

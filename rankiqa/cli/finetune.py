@@ -65,8 +65,8 @@ def finetune(database: str, root: str, init: str, run_dir: str, split: int, trai
       rankiqa finetune --database live --root ~/data/databaserelease2 \\
           --init runs/rank_live/best.pt --out runs/ft_live_split0 --split 0
     """
-    from rankiqa.benchmark import per_split_metrics, summarise, to_markdown
     from rankiqa.data import load_database
+    from rankiqa.metrics import per_split_metrics, summarise, to_markdown
     from rankiqa.finetune import finetune as run_finetune
 
     if split < 0:
