@@ -3,7 +3,7 @@
 >>> from rankiqa.generate import generate
 >>> summary = generate("photos/", "ranked/", distortion_names=["gaussian_blur"], seed=0)  # doctest: +SKIP
 
-Layout of ``OUT_DIR``:
+Layout of ``OUT_DIR`` (its file names, seeds and manifest columns are in ``rankiqa.layout``):
 
 - ``images/<reference>/pristine.png`` and ``images/<reference>/<distortion>_<level>.png``, where
   ``<reference>`` is the photo's path relative to ``SRC_DIR`` (extension kept, so ``a.jpg`` and
@@ -57,57 +57,28 @@ from rankiqa.generate_worker import (
     remove_temp_files,
     row_key,
 )
-from rankiqa.imageio import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, MIN_PRISTINE_SIDE, os_error_reason, walk_images
-from rankiqa.seeding import stable_seed
+from rankiqa.imageio import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, MIN_PRISTINE_SIDE
+from rankiqa.layout import (
+    MANIFEST_COLUMNS,
+    SKIPPED_COLUMNS,
+    distortion_seed,
+    find_images,
+    output_path,
+    reference_folder,
+    scan_images,
+)
 
 OUTPUT_FORMATS = ("png", "bmp", "jpg")
 ENGINES = ("local", "ray")
-MANIFEST_COLUMNS = ("path", "reference", "distortion", "level", "seed", "width", "height")
-SKIPPED_COLUMNS = ("path", "reason")
 SETTINGS_FILE = "generate.json"
 _SHARD_MANIFEST = re.compile(r"^manifest-shard-(\d+)-of-(\d+)\.csv$")
-__all__ = [  # public names; JPEG_QUALITY, PNG_COMPRESS_LEVEL and PROGRESS_DIR live in rankiqa.generate_worker
+__all__ = [  # public names; some live in rankiqa.generate_worker (JPEG_QUALITY, ...) and rankiqa.layout
     "ENGINES", "JPEG_QUALITY", "MANIFEST_COLUMNS", "OUTPUT_FORMATS", "PNG_COMPRESS_LEVEL", "PROGRESS_DIR",
     "SETTINGS_FILE", "SKIPPED_COLUMNS", "GenerateSummary", "Runner", "Settings", "distortion_seed", "find_images",
     "generate", "merge_shards", "output_path", "parse_shard", "reference_folder", "scan_images", "shard_references",
 ]
 
 Log = Callable[[str], None]
-
-
-def distortion_seed(seed: int, reference: str, distortion: str) -> int:
-    """The seed given to ``distortions.apply_levels`` for one (reference, distortion) set."""
-    return stable_seed(seed, reference, distortion)
-
-
-def find_images(src_dir: str | os.PathLike, exclude: str | os.PathLike | None = None) -> list[str]:
-    """Image files under ``src_dir`` (by extension, hidden names ignored), as sorted posix paths
-    relative to ``src_dir``; files under ``exclude`` (e.g. an OUT_DIR inside SRC_DIR) are left out.
-    See ``scan_images`` for the folders that could not be listed."""
-    return scan_images(src_dir, exclude)[0]
-
-
-def scan_images(
-    src_dir: str | os.PathLike, exclude: str | os.PathLike | None = None
-) -> tuple[list[str], list[tuple[str, str]]]:
-    """(``find_images``'s list, problems): each problem is (folder relative to ``src_dir``, reason)
-    for a sub-folder that could not be listed (permission denied, symbolic link loop...) or a
-    symbolic link to a folder (not followed), so that no part of SRC_DIR is left out silently.
-    Links to files are listed like files; a dangling one is refused when it is read."""
-    root = Path(src_dir)
-    try:
-        if not root.exists():
-            raise UserError(f"src_dir {root}: folder not found", params=("src_dir",))
-        if not root.is_dir():
-            raise UserError(f"src_dir {root}: is a file, expected a folder of photos", params=("src_dir",))
-    except OSError as exc:
-        raise UserError(f"src_dir {root}: {os_error_reason(root, exc)}", params=("src_dir",)) from None
-    found, problems = walk_images(root, exclude=exclude)
-    found = [path.relative_to(root).as_posix() for path in found]
-    problems = [(path.relative_to(root).as_posix(), reason) for path, reason in problems]
-    if not found and problems and problems[0][0] == ".":
-        raise UserError(f"src_dir {root}: {problems[0][1]}", params=("src_dir",))
-    return sorted(found), sorted(problems)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -122,17 +93,6 @@ def shard_references(references: list[str], shard: tuple[int, int]) -> list[str]
     """The references shard K of N processes: every N-th one of the sorted list, starting at K-1."""
     index, count = shard
     return references[index - 1 :: count]
-
-
-def reference_folder(reference: str) -> str:
-    """The output folder of one reference, relative to OUT_DIR."""
-    return f"images/{reference}"
-
-
-def output_path(reference: str, distortion: str, level: int, image_format: str) -> str:
-    """The path (relative to OUT_DIR) of one generated image; level 0 is the pristine copy."""
-    name = "pristine" if level == 0 else f"{distortion}_{level}"
-    return f"{reference_folder(reference)}/{name}.{image_format}"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from rankiqa.atomic import write_text_atomic
 from rankiqa.imageio import UnusableImage, load_pristine, write_image
+from rankiqa.layout import distortion_seed, output_path, reference_folder
 
 if TYPE_CHECKING:
     from rankiqa.generate import Settings
@@ -131,8 +132,6 @@ def process_reference(task: Task) -> Outcome:
     current source's stamp is written before the first image.
     """
     import distortions
-
-    from rankiqa.generate import distortion_seed, output_path, reference_folder
 
     out_dir = Path(task.out_dir)
     settings = task.settings

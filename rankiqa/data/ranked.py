@@ -12,7 +12,6 @@
 """
 from __future__ import annotations
 
-import csv
 import os
 import sys
 from pathlib import Path
@@ -23,12 +22,11 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from rankiqa.errors import InvalidOption, UnknownName, UserError
-from rankiqa.generate import distortion_seed, scan_images
-from rankiqa.seeding import stable_seed
 from rankiqa.imageio import DEFAULT_MAX_PIXELS, fit_to_patch, header_problem, load_pristine, read_rgb
+from rankiqa.layout import LEVELS, distortion_seed, read_manifest, scan_images
+from rankiqa.seeding import stable_seed
 
 CROP_MARGIN = 16
-LEVELS = (0, 1, 2, 3, 4, 5)
 
 
 class RankedSets(Dataset):
@@ -94,7 +92,7 @@ class RankedSets(Dataset):
             if max_side is not None or distort_crops:
                 raise InvalidOption("max_side and distort_crops apply to a folder of photos, not to a generated OUT_DIR",
                                     params=("max_side", "distort_crops"))
-            available, self._paths = _read_manifest(self.source / "manifest.csv")
+            available, self._paths = read_manifest(self.source / "manifest.csv")
             all_references = sorted({reference for reference, _ in self._paths})
         else:
             import distortions as registry
@@ -220,26 +218,6 @@ def _levels(image: np.ndarray, reference: str, distortion: str, seed: int) -> li
     import distortions
 
     return distortions.apply_levels(image, distortion, seed=distortion_seed(seed, reference, distortion))
-
-
-def _read_manifest(path: Path) -> tuple[list[str], dict[tuple[str, str], dict[int, str]]]:
-    """Distortion names (in first-seen order) and, per (reference, distortion), level -> image path."""
-    with open(path, encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    missing = {"path", "reference", "distortion", "level"} - set(rows[0] if rows else {})
-    if missing:
-        raise UserError(f"{path}: not a rankiqa manifest (missing columns {', '.join(sorted(missing))})")
-    pristine = {row["reference"]: row["path"] for row in rows if row["level"] == "0"}
-    sets: dict[tuple[str, str], dict[int, str]] = {}
-    for row in rows:
-        if row["level"] != "0":
-            sets.setdefault((row["reference"], row["distortion"]), {})[int(row["level"])] = row["path"]
-    for (reference, distortion), levels in sets.items():
-        if reference not in pristine or sorted(levels) != list(LEVELS[1:]):
-            raise UserError(f"{path}: incomplete ranked set for {reference} / {distortion}")
-        levels[0] = pristine[reference]
-    names = list(dict.fromkeys(distortion for _, distortion in sets))
-    return names, sets
 
 
 def _select(available: Sequence[str], wanted: Sequence[str] | None, what: str, source: Path) -> list[str]:
