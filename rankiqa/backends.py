@@ -237,14 +237,14 @@ def calibration_patches(patch_size: int = 224) -> np.ndarray:
     each bundled image and of each ``CALIBRATION_TYPES`` distortion of it (level cycling 1..5)."""
     import distortions
     from rankiqa.demo import bundled_images
-    from rankiqa.score import _seeded_patches
+    from rankiqa.patches import seeded_patches
 
     crops = []
     for i, rgb in enumerate(bundled_images().values()):
-        crops.append(_seeded_patches(rgb, 1, patch_size, CALIBRATION_SEED))
+        crops.append(seeded_patches(rgb, 1, patch_size, CALIBRATION_SEED))
         for j, name in enumerate(CALIBRATION_TYPES):
             distorted = distortions.apply(rgb, name, 1 + (i + j) % 5, seed=CALIBRATION_SEED + j)
-            crops.append(_seeded_patches(distorted, 1, patch_size, CALIBRATION_SEED + j))
+            crops.append(seeded_patches(distorted, 1, patch_size, CALIBRATION_SEED + j))
     return np.concatenate(crops)
 
 

@@ -15,9 +15,10 @@ import torch
 
 from rankiqa.atomic import atomic_path
 from rankiqa.errors import InvalidOption, UserError, check_choice
+from rankiqa.imageio import MIN_SIDE
 
 ONNX_OPSET = 17
-MIN_PATCH_SIZE = 32  # = rankiqa.score.MIN_SIDE; smaller examples break backbones that downsample 32x
+MIN_PATCH_SIZE = MIN_SIDE  # 32: smaller examples break backbones that downsample 32x
 ONNX_EXTRA = "onnx"
 
 

@@ -35,9 +35,10 @@ from rankiqa.csvio import write_csv_atomic  # also re-exported: rankiqa.finetune
 from rankiqa.devices import RUNTIME_OPTIONS, default_workers, loader_start_method, resolve_device
 from rankiqa.errors import InvalidOption, UserError, check_choice
 from rankiqa.metrics import evaluate, srcc  # evaluate also re-exported: rankiqa.finetune.evaluate
-from rankiqa.imageio import fit_to_patch, header_problem
+from rankiqa.imageio import MIN_SIDE, fit_to_patch, header_problem, read_for_scoring
 from rankiqa.models import load_module
-from rankiqa.score import MIN_SIDE, read_for_scoring, score_paths
+from rankiqa.patches import crop_patches, patch_positions
+from rankiqa.score import score_paths
 from rankiqa.seeding import stable_seed
 from rankiqa.training.loop import Callback, run_loop
 
@@ -119,10 +120,8 @@ class _CropDataset:
             image = fit_to_patch(read_for_scoring(self.paths[index]), self.patch_size)
         except UserError as exc:
             return {"error": f"skipped {exc}"}
-        rng = np.random.default_rng(stable_seed(self.seed, "crop", self.epoch, index))
-        row = rng.integers(0, image.shape[0] - self.patch_size + 1)
-        col = rng.integers(0, image.shape[1] - self.patch_size + 1)
-        crop = np.ascontiguousarray(image[row : row + self.patch_size, col : col + self.patch_size])
+        position = patch_positions(image.shape, 1, self.patch_size, stable_seed(self.seed, "crop", self.epoch, index))
+        crop = crop_patches(image, position, self.patch_size)[0]
         tensor = torch.from_numpy(crop).permute(2, 0, 1).float().div_(255)
         return {"image": tensor, "target": torch.tensor(self.targets[index], dtype=torch.float32)}
 

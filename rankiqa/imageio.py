@@ -1,4 +1,9 @@
-"""Reading and writing images with clear one-line errors; writes are atomic (temp file + rename)."""
+"""Reading and writing images with clear one-line errors; writes are atomic (temp file + rename).
+
+Every image rankiqa scores, crops or trains on is decoded here, one way down: a file with
+``load_pristine`` (``read_for_scoring``, ``read_rgb``), a PIL image with ``decode_pil``, then
+``as_rgb`` (uint8 RGB, both sides >= ``MIN_SIDE``) and ``fit_to_patch`` (upscaled to the patch).
+"""
 from __future__ import annotations
 
 import errno
@@ -7,10 +12,12 @@ import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from distortions import MIN_SIDE  # the smallest side rankiqa takes: the one the distortions need
 from rankiqa.atomic import atomic_path
 from rankiqa.errors import UserError
 
@@ -23,6 +30,23 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
     not a readable image.
     """
     return load_pristine(path, min_side=1).image
+
+
+def read_for_scoring(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file with ``load_pristine`` (EXIF orientation, alpha on white, 16-bit
+    scaled), any size with both sides >= ``MIN_SIDE``; ``UnusableImage`` naming the file and the
+    reason otherwise."""
+    return load_pristine(path, min_side=MIN_SIDE).image
+
+
+def as_rgb(image: Any) -> np.ndarray:
+    """A uint8 (H, W, 3) RGB array, both sides >= ``MIN_SIDE``, from a uint8 array ((H, W) gray or
+    (H, W, 3)) or a PIL image (decoded like a file: EXIF orientation, alpha on white, 16-bit and
+    float scaled by their declared range). Anything else fails the distortions package's own input
+    check (``TypeError``, or ``distortions.InvalidArgument``, a ``ValueError``)."""
+    from distortions._registry import as_rgb_uint8
+
+    return as_rgb_uint8(decode_pil(image) if isinstance(image, Image.Image) else image)
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, **save_options) -> None:

@@ -64,9 +64,8 @@ def feature_paths(module, paths: Sequence[str], device: str | None = None, desc:
     from tqdm import tqdm
 
     from rankiqa.errors import UserError
-    from rankiqa.imageio import load_pristine
+    from rankiqa.imageio import MIN_SIDE, load_pristine
     from rankiqa.models import inference_copy
-    from rankiqa.score import MIN_SIDE
 
     fast = inference_copy(module)
     if device is not None:
@@ -133,7 +132,8 @@ def patch_features(module, paths: Sequence[str], patches: int, patch_size: int, 
     import torch
 
     from rankiqa.errors import UserError
-    from rankiqa.score import _seeded_patches, read_for_scoring
+    from rankiqa.imageio import read_for_scoring
+    from rankiqa.patches import seeded_patches
 
     was_training = module.training
     module.eval()
@@ -142,7 +142,7 @@ def patch_features(module, paths: Sequence[str], patches: int, patch_size: int, 
         with torch.inference_mode():
             for index, path in enumerate(paths):
                 try:
-                    crops = _seeded_patches(read_for_scoring(path), patches, patch_size, seed)
+                    crops = seeded_patches(read_for_scoring(path), patches, patch_size, seed)
                 except UserError as exc:
                     if log is not None:
                         log(f"skipped {exc}")

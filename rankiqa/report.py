@@ -343,8 +343,8 @@ def write_score_report(path: str | os.PathLike, scorer, scored: Sequence, skippe
     from tqdm import tqdm
 
     from rankiqa.errors import UserError
-    from rankiqa.imageio import write_image
-    from rankiqa.score import heatmap_overlay, read_for_scoring
+    from rankiqa.imageio import read_for_scoring, write_image
+    from rankiqa.score import heatmap_overlay
 
     path = Path(path)
     assets = path.parent / f"{path.stem}_files"

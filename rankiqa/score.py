@@ -29,49 +29,15 @@ from PIL import Image
 
 from rankiqa.atomic import write_text_atomic
 from rankiqa.errors import InvalidOption, UnknownName, UserError, check_choice
-from rankiqa.imageio import decode_pil, file_problem, fit_to_patch, load_pristine, os_error_reason, walk_images
+from rankiqa.imageio import MIN_SIDE, as_rgb, file_problem, fit_to_patch, os_error_reason, read_for_scoring, walk_images  # noqa: F401 (MIN_SIDE re-exported)
 from rankiqa.models import ASSETS, DEFAULT_WEIGHTS, forward_patches, inference_copy, load_module  # noqa: F401 (also re-exported)
-from rankiqa.seeding import stable_seed
+from rankiqa.patches import MAX_GRID_CELLS, crop_patches, grid_positions, patch_positions, seeded_patches  # noqa: F401 (re-exported)
 
-MIN_SIDE = 32
+_seeded_patches = seeded_patches  # its original (private) name, still imported by scripts and tests
+
 AGGREGATES = ("mean", "median")
-MAX_GRID_CELLS = 12
 PRINT_DECIMALS = 6  # decimals of scores in csv and json output (the table shows 4)
 HEATMAP_LONG_SIDE = 768
-
-
-def as_rgb(image: Any) -> np.ndarray:
-    """A uint8 (H, W, 3) RGB array, both sides >= ``MIN_SIDE``, from a uint8 array ((H, W) gray or
-    (H, W, 3)) or a PIL image (decoded like a file: EXIF orientation, alpha on white, 16-bit and
-    float scaled by their declared range)."""
-    from distortions._registry import as_rgb_uint8
-
-    return as_rgb_uint8(decode_pil(image) if isinstance(image, Image.Image) else image)
-
-
-def patch_positions(shape: tuple[int, ...], patches: int, patch_size: int, seed: int) -> np.ndarray:
-    """(patches, 2) int array of top-left (row, column) corners, uniform over the valid range."""
-    height, width = shape[:2]
-    rng = np.random.default_rng(seed)
-    rows = rng.integers(0, height - patch_size + 1, size=patches)
-    cols = rng.integers(0, width - patch_size + 1, size=patches)
-    return np.stack([rows, cols], axis=1)
-
-
-def grid_positions(shape: tuple[int, ...], patch_size: int, max_cells: int = MAX_GRID_CELLS) -> np.ndarray:
-    """(rows*cols, 2) top-left corners of a regular grid of patches covering the image, row-major.
-
-    Up to ``max_cells`` patches per side, evenly spaced from edge to edge (overlapping or with gaps).
-    """
-    height, width = shape[:2]
-    rows = np.linspace(0, height - patch_size, min(max_cells, -(-height // patch_size))).round().astype(int)
-    cols = np.linspace(0, width - patch_size, min(max_cells, -(-width // patch_size))).round().astype(int)
-    return np.stack(np.meshgrid(rows, cols, indexing="ij"), axis=-1).reshape(-1, 2)
-
-
-def crop_patches(image: np.ndarray, positions: np.ndarray, patch_size: int) -> np.ndarray:
-    """(N, P, P, 3) uint8 crops of ``image`` at ``positions`` (views copied into one small array)."""
-    return np.stack([image[r : r + patch_size, c : c + patch_size] for r, c in positions])
 
 
 def score_image(
@@ -82,17 +48,8 @@ def score_image(
     ``module`` maps float (N, 3, P, P) RGB in [0, 1] to (N,) scores and must be in eval mode;
     std is the population standard deviation of the per-patch scores.
     """
-    per_patch = forward_patches(module, _seeded_patches(image_uint8, patches, patch_size, seed), batch_size)
+    per_patch = forward_patches(module, seeded_patches(image_uint8, patches, patch_size, seed), batch_size)
     return float(per_patch.mean()), float(per_patch.std()), per_patch
-
-
-def _seeded_patches(image: Any, patches: int, patch_size: int, seed: int) -> np.ndarray:
-    """Crops at positions seeded by (seed, image size) only: every version of one photo (pristine,
-    distorted, re-encoded) is compared on the same crops, and a score never depends on the file
-    name, the batch or the other images scored with it."""
-    rgb = fit_to_patch(as_rgb(image), patch_size)
-    positions = patch_positions(rgb.shape, patches, patch_size, stable_seed(seed, *rgb.shape[:2]))
-    return crop_patches(rgb, positions, patch_size)
 
 
 @dataclass
@@ -116,13 +73,6 @@ class ImageScore:
         return row
 
 
-def read_for_scoring(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image file with ``rankiqa.imageio.load_pristine`` (EXIF orientation, alpha on
-    white, 16-bit scaled), any size with both sides >= ``MIN_SIDE``; ``UnusableImage`` naming the
-    file and the reason otherwise."""
-    return load_pristine(path, min_side=MIN_SIDE).image
-
-
 def read_and_crop(item: Any, index: int, patches: int, patch_size: int, seed: int) -> tuple[ImageScore, np.ndarray]:
     """Decode one input (path, PIL image or uint8 array; ``index`` names a non-path) and cut its
     seeded crops: (ImageScore holding the path, uint8 (patches, P, P, 3) crops), or (ImageScore
@@ -132,7 +82,7 @@ def read_and_crop(item: Any, index: int, patches: int, patch_size: int, seed: in
     result = ImageScore(str(item) if is_path else f"<{type(item).__name__} {index}>")
     try:
         image = read_for_scoring(item) if is_path else item
-        return result, _seeded_patches(image, patches, patch_size, seed)
+        return result, seeded_patches(image, patches, patch_size, seed)
     except (UserError, ValueError, TypeError) as exc:
         result.error = str(exc).removeprefix(f"{item}: ") if is_path else str(exc)
         return result, np.zeros((0, patch_size, patch_size, 3), np.uint8)
@@ -251,7 +201,7 @@ class Scorer:
 
     def per_patch(self, image: Any) -> np.ndarray:
         """The (patches,) float64 scores of one image's seeded crops."""
-        return self._forward(_seeded_patches(image, self.patches, self.patch_size, self.seed))
+        return self._forward(seeded_patches(image, self.patches, self.patch_size, self.seed))
 
     def score_many(self, items: Iterable[Any]) -> Iterator[ImageScore]:
         """One ``ImageScore`` per path, PIL image or uint8 array, in order; unreadable, invalid or

@@ -21,7 +21,7 @@ inside autograd would make a loss noisy, so the metric is deterministic:
 * ``mode="whole"`` (default): the whole image in one forward pass. The backbone ends in global
   average pooling, so this is close to averaging the model over every crop position at once.
 * ``mode="grid"``: the mean over a fixed regular grid of ``patch_size`` crops covering the image
-  (``rankiqa.score.grid_positions``, the heat-map grid), a function of the image size only.
+  (``rankiqa.patches.grid_positions``, the heat-map grid), a function of the image size only.
 
 In both modes an image whose short side is below ``patch_size`` is first upscaled (bicubic, aspect
 kept, clamped to [0, 1]) so that its short side equals ``patch_size``, as ``rankiqa score`` does.
@@ -147,7 +147,7 @@ class QualityMetric(nn.Module):
         return F.interpolate(x, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
 
     def _grid_mean(self, x: torch.Tensor) -> torch.Tensor:
-        from rankiqa.score import grid_positions
+        from rankiqa.patches import grid_positions
 
         size = self.patch_size
         positions = grid_positions(tuple(x.shape[2:]), size)

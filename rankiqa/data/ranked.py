@@ -22,8 +22,9 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from rankiqa.errors import InvalidOption, UnknownName, UserError
-from rankiqa.imageio import DEFAULT_MAX_PIXELS, fit_to_patch, header_problem, load_pristine, read_rgb
+from rankiqa.imageio import DEFAULT_MAX_PIXELS, MIN_SIDE, fit_to_patch, header_problem, load_pristine, read_rgb
 from rankiqa.layout import LEVELS, distortion_seed, read_manifest, scan_images
+from rankiqa.patches import patch_positions
 from rankiqa.seeding import stable_seed
 
 CROP_MARGIN = 16
@@ -75,8 +76,8 @@ class RankedSets(Dataset):
         distort_crops: bool = False,
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
-        if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 32:
-            raise InvalidOption(f"patch_size must be an int >= 32 pixels, got {patch_size!r}", params=("patch_size",))
+        if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < MIN_SIDE:
+            raise InvalidOption(f"patch_size must be an int >= {MIN_SIDE} pixels, got {patch_size!r}", params=("patch_size",))
         self.source = Path(source)
         self.patch_size = patch_size
         self.seed = int(seed)
@@ -181,15 +182,15 @@ class RankedSets(Dataset):
             return None
 
     def _patches(self, reference: str, distortion: str) -> list[np.ndarray]:
-        rng = np.random.default_rng(stable_seed(self.seed, "crop", self.epoch, reference, distortion))
+        seed = stable_seed(self.seed, "crop", self.epoch, reference, distortion)
         if self.distort_crops:
-            return self._distorted_crop(reference, distortion, rng)
+            return self._distorted_crop(reference, distortion, seed)
         if self.generated:
             images = [read_rgb(self.source / self._paths[reference, distortion][level]) for level in LEVELS]
         else:
             pristine = self._load(reference)
             images = [pristine, *_levels(pristine, reference, distortion, self.seed)]
-        return _crop_all([fit_to_patch(image, self.patch_size) for image in images], self.patch_size, rng)
+        return _crop_all([fit_to_patch(image, self.patch_size) for image in images], self.patch_size, seed)
 
     def _prepare_worker(self) -> None:
         if not self._worker_ready and get_worker_info() is not None:
@@ -201,12 +202,12 @@ class RankedSets(Dataset):
     def _load(self, reference: str) -> np.ndarray:
         return load_pristine(self.source / reference, max_side=self.max_side, max_pixels=self.max_pixels).image
 
-    def _distorted_crop(self, reference: str, distortion: str, rng: np.random.Generator) -> list[np.ndarray]:
+    def _distorted_crop(self, reference: str, distortion: str, seed: int) -> list[np.ndarray]:
         """Crop the pristine with a margin, distort only that window, then cut the patch out of it."""
         size = self.patch_size
         pristine = fit_to_patch(self._load(reference), size)
         height, width = pristine.shape[:2]
-        top, left = _crop_origin(height, width, size, rng)
+        (top, left), = patch_positions(pristine.shape, 1, size, seed)
         window_top, window_left = max(0, top - CROP_MARGIN), max(0, left - CROP_MARGIN)
         window = pristine[window_top : min(height, top + size + CROP_MARGIN), window_left : min(width, left + size + CROP_MARGIN)]
         images = [window, *_levels(window, reference, distortion, self.seed)]
@@ -229,13 +230,9 @@ def _select(available: Sequence[str], wanted: Sequence[str] | None, what: str, s
     return list(wanted)
 
 
-def _crop_origin(height: int, width: int, size: int, rng: np.random.Generator) -> tuple[int, int]:
-    return int(rng.integers(0, height - size + 1)), int(rng.integers(0, width - size + 1))
-
-
-def _crop_all(images: list[np.ndarray], size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """The same (size x size) window of every image, at a location drawn from ``rng``."""
-    top, left = _crop_origin(*images[0].shape[:2], size, rng)
+def _crop_all(images: list[np.ndarray], size: int, seed: int) -> list[np.ndarray]:
+    """The same (size x size) window of every image, at the location ``patch_positions`` draws from ``seed``."""
+    (top, left), = patch_positions(images[0].shape, 1, size, seed)
     return [image[top : top + size, left : left + size] for image in images]
 
 
