@@ -33,10 +33,10 @@ def demo_distortions(count: int = DEMO_TYPE_COUNT) -> list[str]:
 
 
 def bundled_images() -> dict[str, np.ndarray]:
-    """The bundled demo images as uint8 RGB arrays, by file name."""
-    from rankiqa.imageio import read_rgb
+    """The bundled demo images as uint8 RGB arrays, by file name (sorted)."""
+    from rankiqa.imageio import read_rgb, walk_images
 
-    return {path.name: read_rgb(path) for path in sorted(BUNDLED_IMAGES.glob("*.png"))}
+    return {path.name: read_rgb(path) for path in walk_images(BUNDLED_IMAGES, recursive=False)[0]}
 
 
 @dataclass
@@ -88,7 +88,7 @@ def run_demo(scorer: Scorer | None, out_dir: str | os.PathLike, seed: int = 0, l
     out_dir = Path(out_dir)
     images = bundled_images()
     if not images:
-        raise UserError(f"{BUNDLED_IMAGES}: no bundled demo images (*.png); reinstall rankiqa")
+        raise UserError(f"{BUNDLED_IMAGES}: no bundled demo images; reinstall rankiqa")
     types = demo_distortions()
     sheet_name = SHEET_IMAGE if SHEET_IMAGE in images else next(iter(images))
     if scorer is None:
