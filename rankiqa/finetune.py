@@ -34,9 +34,8 @@ from rankiqa.atomic import write_text_atomic
 from rankiqa.csvio import write_csv_atomic  # also re-exported: rankiqa.finetune.write_csv_atomic
 from rankiqa.devices import RUNTIME_OPTIONS, default_workers, loader_start_method, resolve_device
 from rankiqa.errors import InvalidOption, UserError, check_choice
-from rankiqa.metrics import evaluate, srcc  # evaluate also re-exported: rankiqa.finetune.evaluate
 from rankiqa.imageio import MIN_SIDE, fit_to_patch, header_problem, read_for_scoring
-from rankiqa.models import load_module
+from rankiqa.metrics import evaluate, srcc  # evaluate also re-exported: rankiqa.finetune.evaluate
 from rankiqa.patches import crop_patches, patch_positions
 from rankiqa.score import score_paths
 from rankiqa.seeding import stable_seed
@@ -274,6 +273,7 @@ class _FinetuneRun:
         import torch
 
         from rankiqa.data.splits import holdout
+        from rankiqa.models import load_module
 
         self.run_dir, self.mos_range, self.config, self.report = run_dir, mos_range, config, report
         if config.val_fraction > 0:

@@ -30,10 +30,20 @@ from PIL import Image
 from rankiqa.atomic import write_text_atomic
 from rankiqa.errors import InvalidOption, UnknownName, UserError, check_choice
 from rankiqa.imageio import MIN_SIDE, as_rgb, file_problem, fit_to_patch, os_error_reason, read_for_scoring, walk_images  # noqa: F401 (MIN_SIDE re-exported)
-from rankiqa.models import ASSETS, DEFAULT_WEIGHTS, forward_patches, inference_copy, load_module  # noqa: F401 (also re-exported)
 from rankiqa.patches import MAX_GRID_CELLS, crop_patches, grid_positions, patch_positions, seeded_patches  # noqa: F401 (re-exported)
 
 _seeded_patches = seeded_patches  # its original (private) name, still imported by scripts and tests
+_FROM_MODELS = ("ASSETS", "DEFAULT_WEIGHTS", "forward_patches", "inference_copy", "load_module")
+
+
+def __getattr__(name: str) -> Any:
+    """Names that moved to ``rankiqa.models``, still importable from here; loaded on first use so
+    that importing this module (e.g. for ``rankiqa score --help``) does not import torch."""
+    if name in _FROM_MODELS:
+        from rankiqa import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 AGGREGATES = ("mean", "median")
 PRINT_DECIMALS = 6  # decimals of scores in csv and json output (the table shows 4)
@@ -48,6 +58,8 @@ def score_image(
     ``module`` maps float (N, 3, P, P) RGB in [0, 1] to (N,) scores and must be in eval mode;
     std is the population standard deviation of the per-patch scores.
     """
+    from rankiqa.models import forward_patches
+
     per_patch = forward_patches(module, seeded_patches(image_uint8, patches, patch_size, seed), batch_size)
     return float(per_patch.mean()), float(per_patch.std()), per_patch
 
@@ -139,6 +151,7 @@ class Scorer:
 
     def __post_init__(self) -> None:
         from rankiqa.backends import build_forward
+        from rankiqa.models import inference_copy
 
         for name in ("patches", "patch_size", "batch_size"):
             value = getattr(self, name)
@@ -331,6 +344,8 @@ def load_scorer(name_or_checkpoint: str | os.PathLike = "default", **options: An
     aggregate, batch_size, seed, device, backend, precision, decode_workers), e.g.
     ``load_scorer("default", backend="openvino", precision="bf16")``.
     """
+    from rankiqa.models import load_module
+
     return Scorer(load_module(name_or_checkpoint), **options)
 
 
