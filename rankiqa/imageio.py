@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from distortions import MIN_SIDE  # the smallest side rankiqa takes: the one the distortions need
 from rankiqa.atomic import atomic_path
 from rankiqa.errors import UserError
 
@@ -83,6 +82,9 @@ def fit_to_patch(image: np.ndarray, patch_size: int, max_pixels: int | None = No
     return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC))
 
 
+MIN_SIDE = 32
+"""The smallest side (pixels) of an image rankiqa scores or crops: scoring checks arrays with the
+distortions package, whose own (standalone) ``distortions.MIN_SIDE`` this equals (a test checks it)."""
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pnm", ".avif")
 """File name suffixes (lower case) taken as images when a folder is listed (a file Pillow cannot
 decode, e.g. AVIF without Pillow's AVIF support, is then a reported skip, never ignored)."""

@@ -152,3 +152,16 @@ def test_a_symlink_loop_and_a_dangling_link_are_named_as_such(tmp_path):
     with pytest.raises(UnusableImage, match="file not found"):
         load_pristine(tmp_path / "gone.png")
     assert "symbolic link loop" in header_problem(tmp_path / "loop_a.png")
+
+
+def test_the_minimum_side_is_the_distortions_one_for_arrays_and_files(tmp_path, tiny_module):
+    import distortions
+
+    assert rankiqa.imageio.MIN_SIDE == distortions.MIN_SIDE == 32  # arrays are checked by distortions
+    scorer = Scorer(tiny_module, patches=1, patch_size=32)
+    for name, height in (("ok", 32), ("small", 31)):
+        Image.fromarray(np.zeros((height, 40, 3), np.uint8)).save(tmp_path / f"{name}.png")
+    assert np.isfinite(scorer.score(np.zeros((32, 40, 3), np.uint8))) and np.isfinite(scorer.score(tmp_path / "ok.png"))
+    for small in (np.zeros((31, 40, 3), np.uint8), tmp_path / "small.png"):
+        with pytest.raises(UserError, match="40x31"):
+            scorer.score(small)
