@@ -13,7 +13,7 @@
 # Recipe: ImageNet-initialised efficientnet_lite0, batch-ranking (efficient Siamese all-pairs) loss.
 # Knobs (environment): STEPS, PATCH, BATCH_SETS, THREADS, WORKERS, RUN (run folder), WEIGHTS (where
 # the stripped model goes), POOL (the joined photo folder), TARGET_LOSS (rank or regression),
-# LR (default 3e-4), VAL_SETS (default 420), CHECK=0 to skip benchmarks/compare_models.py at the end.
+# LR (default 3e-4), VAL_EVERY (default 300), VAL_SETS (default 420), CHECK=0 to skip benchmarks/compare_models.py at the end.
 # Sizing: see rankiqa/assets/MODEL_CARD.md for the measured sets/s; the progress bar shows sets/s:
 # lower STEPS if your machine is slower.
 set -euo pipefail
@@ -47,7 +47,7 @@ done
   --steps "$STEPS" --batch-sets "$BATCH_SETS" --patch "$PATCH" \
   --lr "${LR:-3e-4}" --schedule cosine \
   --max-side 512 \
-  --val-every 300 --val-sets "${VAL_SETS:-420}" \
+  --val-every "${VAL_EVERY:-300}" --val-sets "${VAL_SETS:-420}" \
   --threads "$THREADS" --workers "$WORKERS" --seed 0 \
   --out "$RUN"
 

@@ -6,8 +6,9 @@
   choice; ARNIQA averages five 224-px crops per scale instead. Images whose long side exceeds
   ``MAX_SIDE`` pixels are first downscaled to it (memory), images below ``MIN_SIDE`` are refused.
 * Regression (``fit_probe``): features standardised with the training part's mean and population
-  std, then closed-form ridge regression with an intercept onto the MOS (higher is better), so
-  predictions are on the database's MOS scale. ``alpha`` is chosen from ``ALPHAS`` by
+  std (floored at ``SCALE_FLOOR`` x the median column std, see ``standardise``), then closed-form
+  ridge regression with an intercept onto the MOS (higher is better), so predictions are on the
+  database's MOS scale. ``alpha`` is chosen from ``ALPHAS`` by
   ``INNER_FOLDS``-fold cross-validation over the training part's content groups (references): the
   lowest mean squared error averaged over folds, the smaller alpha on a tie. Features are
   re-standardised inside every fold. ARNIQA picks alpha by median validation SRCC instead; the
@@ -31,6 +32,7 @@ SCALES = (1.0, 0.5)
 MAX_SIDE = 2048
 ALPHAS = tuple(float(a) for a in np.geomspace(1e-3, 1e7, 41))
 INNER_FOLDS = 5
+SCALE_FLOOR = 0.1  # a column's scale is at least this x the median column std (``standardise``)
 FALLBACK_ALPHA = 1.0  # used when the training part has fewer than 2 content groups (no CV possible)
 FLUSH_EVERY = 200  # images between two writes of the feature cache
 
@@ -185,10 +187,25 @@ class RidgeProbe:
 
 
 def standardise(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, scale) per column: population std (ddof 0), 1 where a column is constant (as scikit-learn)."""
+    """(mean, scale) per column: population std (ddof 0), 1 where a column is constant (as scikit-learn),
+    and at least ``SCALE_FLOOR`` x the median column std.
+
+    The floor is the one departure from scikit-learn's ``StandardScaler``: a column that barely varies
+    in a small training part (a feature almost always zero on its scenes) would otherwise turn a test
+    image's ordinary value into a z-score of hundreds and its prediction far off the MOS scale.
+
+    >>> mean, scale = standardise(np.array([[0.0, 0.0, 1.0], [2.0, 4.0, 1.0], [4.0, 8.0, 1.0]]))
+    >>> mean.tolist(), [round(float(v), 3) for v in scale]
+    ([2.0, 4.0, 1.0], [1.633, 3.266, 1.0])
+    >>> round(float(standardise(np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 1e-6]]))[1][2]), 3)  # floored
+    0.05
+    """
     mean = features.mean(0)
     scale = features.std(0)
-    scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(mean))] = 1.0
+    constant = scale < 10 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(mean))
+    floor = SCALE_FLOOR * float(np.median(scale))
+    scale = np.maximum(scale, floor)
+    scale[constant] = 1.0
     return mean, scale
 
 

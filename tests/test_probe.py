@@ -28,6 +28,22 @@ def regression():
     return x, y, groups
 
 
+def floored_scaler():
+    """scikit-learn's StandardScaler with the probe's floor: scale_ >= SCALE_FLOOR x median column std
+    (constant columns keep scikit-learn's 1)."""
+    from sklearn.preprocessing import StandardScaler
+
+    class FlooredScaler(StandardScaler):
+        def fit(self, x, y=None):
+            super().fit(x)
+            std = np.sqrt(self.var_)
+            self.scale_ = np.maximum(std, probe.SCALE_FLOOR * np.median(std))
+            self.scale_[std == 0] = 1.0
+            return self
+
+    return FlooredScaler()
+
+
 def test_fixed_alpha_ridge_matches_scikit_learn(regression):
     sklearn = pytest.importorskip("sklearn")
     from sklearn.linear_model import Ridge
@@ -35,13 +51,34 @@ def test_fixed_alpha_ridge_matches_scikit_learn(regression):
     from sklearn.preprocessing import StandardScaler
 
     x, y, _ = regression
+    x[:, 5] = x[:, 5] * 1e-4 + 7.0  # one column varies far less than the others: floored
     for alpha in (1e-3, 1.0, 300.0):
         ours = probe.fit_ridge(x[:60], y[:60], alpha)
-        theirs = make_pipeline(StandardScaler(), Ridge(alpha=alpha)).fit(x[:60], y[:60])
+        theirs = make_pipeline(floored_scaler(), Ridge(alpha=alpha)).fit(x[:60], y[:60])
         np.testing.assert_allclose(ours.predict(x[60:]), theirs.predict(x[60:]), rtol=1e-8, atol=1e-8)
         weights, bias = ours.raw_weights()
         np.testing.assert_allclose(x[60:] @ weights + bias, ours.predict(x[60:]), rtol=1e-9, atol=1e-9)
+    mean, scale = probe.standardise(x[:60])
+    plain = StandardScaler().fit(x[:60])
+    unfloored = np.sqrt(plain.var_) >= probe.SCALE_FLOOR * np.median(np.sqrt(plain.var_))
+    assert 20 < unfloored.sum() < 30  # every column but the shrunk one (and the constant ones' 1) as scikit-learn
+    np.testing.assert_allclose(scale[unfloored], plain.scale_[unfloored], rtol=1e-12)
+    np.testing.assert_allclose(mean, plain.mean_, rtol=1e-12)
     assert sklearn.__version__
+
+
+def test_a_column_that_barely_varies_in_training_cannot_throw_predictions_off_the_scale():
+    """Five training images (as a tiny split), 40 features; feature 0 is nearly constant in training
+    and ordinary in the test image. Plain standardisation turns it into a z-score of 10^4."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(0, 1, (6, 40))
+    y = x[:, 1] + 0.1 * rng.normal(0, 1, 6)
+    x[:5, 0] = 1e-4 * rng.normal(0, 1, 5)
+    x[5, 0] = 1.0
+    fitted = probe.fit_ridge(x[:5], y[:5], alpha=1.0)
+    span = y[:5].max() - y[:5].min()
+    assert y[:5].min() - span < fitted.predict(x[5:])[0] < y[:5].max() + span
+    assert fitted.scale[0] == pytest.approx(probe.SCALE_FLOOR * np.median(x[:5].std(0)))
 
 
 def test_alpha_chosen_like_a_grouped_grid_search(regression):
@@ -49,14 +86,13 @@ def test_alpha_chosen_like_a_grouped_grid_search(regression):
     from sklearn.linear_model import Ridge
     from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     x, y, groups = regression
     x = x + np.random.default_rng(1).normal(0, 20, (80, 30))  # noisy features: a middle alpha wins
     alphas = probe.ALPHAS[::4]  # 11 of the 41 values: the same search, faster
     fitted = probe.fit_probe(x, y, groups, alphas=alphas, seed=3)
     folds = probe.group_folds(groups, probe.INNER_FOLDS, seed=3)
-    search = GridSearchCV(make_pipeline(StandardScaler(), Ridge()), {"ridge__alpha": list(alphas)},
+    search = GridSearchCV(make_pipeline(floored_scaler(), Ridge()), {"ridge__alpha": list(alphas)},
                           cv=folds, scoring="neg_mean_squared_error").fit(x, y)
     assert fitted.alpha == pytest.approx(search.best_params_["ridge__alpha"])
     np.testing.assert_allclose(fitted.cv_mse, -search.cv_results_["mean_test_score"], rtol=1e-7)
