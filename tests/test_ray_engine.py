@@ -170,6 +170,18 @@ def test_score_on_cluster_equals_local_with_error_rows(cluster, src, tmp_path):
     assert any("skipped" in line and "broken.png" in line for line in lines)
 
 
+def test_the_decode_stage_does_not_import_torch(tmp_path):
+    """Ray Data's decode-and-crop tasks run in CPU worker processes of their own; importing torch there
+    cost seconds per process, most of those tasks' time (docs/scale-out.md)."""
+    make_photos(tmp_path, 2)
+    code = ("import sys; from rankiqa.ray_engine import _decode_batch; "
+            f"out = _decode_batch({{'index': [0, 1], 'path': [{str(tmp_path / 'p01.png')!r}, {str(tmp_path / 'nope.png')!r}]}},"
+            " patches=3, patch_size=32, seed=0); "
+            "print(len(out['crops'][0]), bool(out['error'][1]), 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert done.stdout.split() == [str(3 * 32 * 32 * 3), "True", "False"]
+
+
 def test_write_rows_formats(tmp_path):
     rows = [{"path": "a.png", "score": 1.25, "spread": 0.5, "patches": 2, "error": ""},
             {"path": "b.png", "score": float("nan"), "spread": float("nan"), "patches": 0, "error": "not an image"}]
