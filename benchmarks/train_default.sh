@@ -13,7 +13,7 @@
 # Recipe: ImageNet-initialised efficientnet_lite0, batch-ranking (efficient Siamese all-pairs) loss.
 # Knobs (environment): STEPS, PATCH, BATCH_SETS, THREADS, WORKERS, RUN (run folder), WEIGHTS (where
 # the stripped model goes), POOL (the joined photo folder), TARGET_LOSS (rank or regression),
-# LR (default 3e-4), VAL_EVERY (default 300), VAL_SETS (default 420), CHECK=0 to skip benchmarks/compare_models.py at the end.
+# LR (default 3e-4), DISTORTIONS (default all: the 35 single types), VAL_EVERY (default 300), VAL_SETS (default 420), CHECK=0 to skip benchmarks/compare_models.py at the end.
 # Sizing: see rankiqa/assets/MODEL_CARD.md for the measured sets/s; the progress bar shows sets/s:
 # lower STEPS if your machine is slower.
 set -euo pipefail
@@ -43,7 +43,7 @@ done
   --val-pristine "$SHARED/val" \
   --targets kadid --target-loss "${TARGET_LOSS:-rank}" --target-margins \
   --backbone efficientnet_lite0 --pretrained \
-  --loss batch-ranking --distortions all \
+  --loss batch-ranking --distortions "${DISTORTIONS:-all}" \
   --steps "$STEPS" --batch-sets "$BATCH_SETS" --patch "$PATCH" \
   --lr "${LR:-3e-4}" --schedule cosine \
   --max-side 512 \
