@@ -13,7 +13,8 @@
 # Recipe: ImageNet-initialised efficientnet_lite0, batch-ranking (efficient Siamese all-pairs) loss.
 # Knobs (environment): STEPS, PATCH, BATCH_SETS, THREADS, WORKERS, RUN (run folder), WEIGHTS (where
 # the stripped model goes), POOL (the joined photo folder), TARGET_LOSS (rank or regression),
-# LR (default 3e-4), DISTORTIONS (default all: the 35 single types), VAL_EVERY (default 300), VAL_SETS (default 420), CHECK=0 to skip benchmarks/compare_models.py at the end.
+# LR (default 3e-4), DISTORTIONS (default all: the 35 single types), VAL_EVERY (default 300),
+# VAL_SETS (default 420), CHECK=0 to skip benchmarks/compare_models.py at the end.
 # Sizing: see rankiqa/assets/MODEL_CARD.md for the measured sets/s; the progress bar shows sets/s:
 # lower STEPS if your machine is slower.
 set -euo pipefail
